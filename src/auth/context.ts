@@ -1,0 +1,10 @@
+import type { HandlerContext } from "@connectrpc/connect";
+import { unauthenticated } from "../errors.ts";
+import { principalKey, type Principal } from "./principal.ts";
+
+/** The caller set by the auth interceptor; every service method starts here. */
+export function principalOf(ctx: HandlerContext): Principal {
+  const principal = ctx.values.get(principalKey);
+  if (!principal) throw unauthenticated("missing token: send \"Authorization: Bearer <token>\"");
+  return principal;
+}

@@ -1,0 +1,118 @@
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from "jose";
+import type { AuthConfig } from "../config.ts";
+import { unauthenticated } from "../errors.ts";
+import { isRole, type Principal, type Role } from "./principal.ts";
+
+export type VerifyToken = (token: string) => Promise<Principal>;
+
+/** Which JWS algorithms a PEM key may verify: fixed by its type, never by the token. */
+function algorithmsFor(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case "rsa":
+      return ["RS256", "RS384", "RS512"];
+    case "ec":
+      return ["ES256", "ES384", "ES512"];
+    case "ed25519":
+      return ["EdDSA"];
+    default:
+      throw new Error(`unsupported public key type ${key.asymmetricKeyType}; use RSA, EC or Ed25519`);
+  }
+}
+
+function readPem(value: string): string {
+  return value.includes("-----BEGIN") ? value : readFileSync(value, "utf8");
+}
+
+const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
+/**
+ * Builds the token verifier from config. Each key source accepts only its own
+ * algorithms, so an HS256 token can never be checked against a public key
+ * (algorithm confusion) and `alg: none` is never accepted.
+ */
+export function createVerifier(config: AuthConfig, secret: string | undefined): VerifyToken {
+  const hmacKey = secret ? new TextEncoder().encode(secret) : undefined;
+  const pemKey = config.publicKeyPem ? createPublicKey(readPem(config.publicKeyPem)) : undefined;
+  const pemAlgorithms = pemKey ? algorithmsFor(pemKey) : [];
+  const jwks: JWTVerifyGetKey | undefined = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
+  const common = {
+    issuer: config.issuer,
+    audience: config.audience,
+    clockTolerance: config.clockToleranceSec,
+    requiredClaims: ["exp", "sub"],
+  };
+
+  async function verifyPayload(token: string): Promise<JWTPayload> {
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      throw unauthenticated("the bearer token is not a JWT (expected header.payload.signature)");
+    }
+    if (alg === "HS256" && hmacKey) {
+      return (await jwtVerify(token, hmacKey, { ...common, algorithms: ["HS256"] })).payload;
+    }
+    if (alg && pemKey && pemAlgorithms.includes(alg)) {
+      return (await jwtVerify(token, pemKey, { ...common, algorithms: pemAlgorithms })).payload;
+    }
+    if (alg && jwks && ASYMMETRIC.includes(alg)) {
+      return (await jwtVerify(token, jwks, { ...common, algorithms: ASYMMETRIC })).payload;
+    }
+    throw unauthenticated(`tokens signed with alg "${alg}" are not accepted by this server`);
+  }
+
+  return async (token) => {
+    let payload: JWTPayload;
+    try {
+      payload = await verifyPayload(token);
+    } catch (err) {
+      throw unauthenticated(describeJoseError(err));
+    }
+    return principalFrom(payload, config);
+  };
+}
+
+function describeJoseError(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return "the token has expired; mint a new one";
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    return `the token's "${err.claim}" claim is not acceptable (${err.reason}); check iss, aud, nbf and sub`;
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return "the token's signature does not verify; it was signed with another key or altered";
+  }
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return "no key in the JWKS matches the token's kid";
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return "the token's signing algorithm is not accepted";
+  if (err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JWSInvalid) {
+    return "the bearer token is malformed";
+  }
+  if (err instanceof Error && err.name === "AuditlogError") return err.message;
+  return "the bearer token could not be verified";
+}
+
+function principalFrom(payload: JWTPayload, config: AuthConfig): Principal {
+  const tenantClaim = payload[config.tenantClaim];
+  const tenant = typeof tenantClaim === "string" ? tenantClaim : "";
+  const rawRoles = payload[config.rolesClaim];
+  const names = Array.isArray(rawRoles)
+    ? rawRoles.filter((r): r is string => typeof r === "string")
+    : typeof rawRoles === "string"
+      ? rawRoles.split(/[\s,]+/)
+      : [];
+  const roles = new Set<Role>(names.filter(isRole));
+  if (roles.size === 0) {
+    throw unauthenticated(`the token carries no known role in its "${config.rolesClaim}" claim (writer, auditor, admin)`);
+  }
+  if (tenant === "" && !roles.has("admin")) {
+    throw unauthenticated(`the token has no "${config.tenantClaim}" claim; only admin tokens may omit it`);
+  }
+  return { subject: payload.sub ?? "", tenant, roles };
+}

@@ -1,0 +1,173 @@
+import { resolve } from "node:path";
+
+/** Everything the service reads from its environment, validated once at start. */
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  tls?: { certFile: string; keyFile: string };
+  logLevel: string;
+  /** Grace period for in-flight calls on SIGTERM before they are cut. */
+  shutdownGraceMs: number;
+  store: StoreConfig;
+  auth: AuthConfig;
+  ingest: IngestConfig;
+  query: QueryConfig;
+}
+
+export type StoreConfig =
+  | { kind: "chdb"; path: string; retentionDays: number; dedupWindowDays: number; fsync: boolean }
+  | {
+      kind: "server";
+      url: string;
+      username: string;
+      password: string;
+      database: string;
+      retentionDays: number;
+      dedupWindowDays: number;
+      fsync: boolean;
+    };
+
+export interface AuthConfig {
+  /** HS256 shared secret; when absent and no other key is configured, one is generated in the data dir. */
+  secret?: string;
+  jwksUrl?: string;
+  /** PEM-encoded SPKI public key (RS256, ES256 or EdDSA, chosen by key type). */
+  publicKeyPem?: string;
+  issuer?: string;
+  audience?: string;
+  tenantClaim: string;
+  rolesClaim: string;
+  /** Tolerated clock skew for exp/nbf, in seconds. */
+  clockToleranceSec: number;
+}
+
+export interface IngestConfig {
+  /** Flush a batch once it holds this many events... */
+  batchMaxEvents: number;
+  /** ...or once its oldest event has waited this long. */
+  batchMaxDelayMs: number;
+  /** Events admitted but not yet committed; beyond it, streams stop being read. */
+  queueMaxEvents: number;
+  maxEventsPerRequest: number;
+  /** Largest protobuf/JSON request body accepted on any protocol. */
+  maxRequestBytes: number;
+  limits: EventLimits;
+}
+
+export interface EventLimits {
+  maxEventBytes: number;
+  maxMessageBytes: number;
+  maxAttributes: number;
+  maxAttributeKeyBytes: number;
+  maxAttributeValueBytes: number;
+  maxStateBytes: number;
+  maxFieldBytes: number;
+  maxFutureSkewMs: number;
+}
+
+export interface QueryConfig {
+  defaultPageSize: number;
+  maxPageSize: number;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function str(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === "" ? undefined : raw;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = resolve(str(env, "AUDITLOG_DATA_DIR") ?? "./data");
+  const retentionDays = int(env, "AUDITLOG_RETENTION_DAYS", 90, 1, 36500);
+  const dedupWindowDays = int(env, "AUDITLOG_DEDUP_WINDOW_DAYS", 7, 1, 3650);
+  const fsync = bool(env, "AUDITLOG_FSYNC", true);
+  const url = str(env, "CLICKHOUSE_URL");
+  const store: StoreConfig = url
+    ? {
+        kind: "server",
+        url,
+        username: str(env, "CLICKHOUSE_USER") ?? "default",
+        password: env.CLICKHOUSE_PASSWORD ?? "",
+        database: str(env, "CLICKHOUSE_DATABASE") ?? "default",
+        retentionDays,
+        dedupWindowDays,
+        fsync,
+      }
+    : { kind: "chdb", path: resolve(dataDir, "chdb"), retentionDays, dedupWindowDays, fsync };
+
+  const certFile = str(env, "AUDITLOG_TLS_CERT");
+  const keyFile = str(env, "AUDITLOG_TLS_KEY");
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new ConfigError("AUDITLOG_TLS_CERT and AUDITLOG_TLS_KEY must be set together");
+  }
+
+  const maxRequestBytes = int(env, "AUDITLOG_MAX_REQUEST_BYTES", 16 * 1024 * 1024, 1024, 256 * 1024 * 1024);
+  const batchMaxEvents = int(env, "AUDITLOG_BATCH_MAX_EVENTS", 10_000, 1, 1_000_000);
+  const queueMaxEvents = int(env, "AUDITLOG_QUEUE_MAX_EVENTS", 100_000, 1, 10_000_000);
+  const maxEventsPerRequest = int(env, "AUDITLOG_MAX_EVENTS_PER_REQUEST", 10_000, 1, 1_000_000);
+  if (queueMaxEvents < maxEventsPerRequest) {
+    throw new ConfigError(
+      `AUDITLOG_QUEUE_MAX_EVENTS (${queueMaxEvents}) must be at least AUDITLOG_MAX_EVENTS_PER_REQUEST (${maxEventsPerRequest})`,
+    );
+  }
+
+  return {
+    port: int(env, "PORT", 8080, 0, 65535),
+    host: str(env, "HOST") ?? "0.0.0.0",
+    dataDir,
+    tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    logLevel: str(env, "LOG_LEVEL") ?? "info",
+    shutdownGraceMs: int(env, "AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    store,
+    auth: {
+      secret: str(env, "AUDITLOG_JWT_SECRET"),
+      jwksUrl: str(env, "AUDITLOG_JWT_JWKS_URL"),
+      publicKeyPem: str(env, "AUDITLOG_JWT_PUBLIC_KEY"),
+      issuer: str(env, "AUDITLOG_JWT_ISSUER"),
+      audience: str(env, "AUDITLOG_JWT_AUDIENCE"),
+      tenantClaim: str(env, "AUDITLOG_JWT_TENANT_CLAIM") ?? "tenant",
+      rolesClaim: str(env, "AUDITLOG_JWT_ROLES_CLAIM") ?? "roles",
+      clockToleranceSec: int(env, "AUDITLOG_JWT_CLOCK_TOLERANCE_SEC", 30, 0, 3600),
+    },
+    ingest: {
+      batchMaxEvents,
+      batchMaxDelayMs: int(env, "AUDITLOG_BATCH_MAX_DELAY_MS", 100, 1, 60_000),
+      queueMaxEvents,
+      maxEventsPerRequest,
+      maxRequestBytes,
+      limits: {
+        maxEventBytes: int(env, "AUDITLOG_MAX_EVENT_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+        maxMessageBytes: 8 * 1024,
+        maxAttributes: 64,
+        maxAttributeKeyBytes: 128,
+        maxAttributeValueBytes: 4 * 1024,
+        maxStateBytes: 32 * 1024,
+        maxFieldBytes: 256,
+        maxFutureSkewMs: 5 * 60 * 1000,
+      },
+    },
+    query: { defaultPageSize: 50, maxPageSize: 1000 },
+  };
+}

@@ -1,0 +1,76 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+
+/**
+ * Domain failures, independent of the transport. Services throw these; the
+ * one interceptor below turns them (and anything unexpected) into Connect
+ * codes, which Connect maps to gRPC statuses and HTTP status codes.
+ */
+export type FailureKind =
+  | "invalid_argument"
+  | "unauthenticated"
+  | "permission_denied"
+  | "not_found"
+  | "resource_exhausted"
+  | "unavailable";
+
+export class AuditlogError extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "AuditlogError";
+  }
+}
+
+export const invalidArgument = (message: string) => new AuditlogError("invalid_argument", message);
+export const unauthenticated = (message: string) => new AuditlogError("unauthenticated", message);
+export const permissionDenied = (message: string) => new AuditlogError("permission_denied", message);
+export const notFound = (message: string) => new AuditlogError("not_found", message);
+export const unavailable = (message: string, cause?: unknown) => new AuditlogError("unavailable", message, { cause });
+
+const codes: Record<FailureKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  not_found: Code.NotFound,
+  resource_exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+};
+
+export const httpStatusOf: Record<FailureKind, number> = {
+  invalid_argument: 400,
+  unauthenticated: 401,
+  permission_denied: 403,
+  not_found: 404,
+  resource_exhausted: 429,
+  unavailable: 503,
+};
+
+/**
+ * Anything that is not an AuditlogError or ConnectError is a bug or a storage
+ * fault; its details (SQL, stack) go to the log under a reference, never to
+ * the caller.
+ */
+export function toConnectError(err: unknown, log: Logger): ConnectError {
+  if (err instanceof AuditlogError) {
+    if (err.cause) log.warn({ err: err.cause, kind: err.kind }, err.message);
+    return new ConnectError(err.message, codes[err.kind]);
+  }
+  if (err instanceof ConnectError) return err;
+  const ref = Math.random().toString(36).slice(2, 10);
+  log.error({ err, ref }, "unexpected error");
+  return new ConnectError(`internal error (reference ${ref}); the details are in the server log`, Code.Internal);
+}
+
+export function errorMappingInterceptor(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (err) {
+      throw toConnectError(err, log);
+    }
+  };
+}

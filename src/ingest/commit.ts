@@ -1,0 +1,59 @@
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { Logger } from "pino";
+import { unavailable } from "../errors.ts";
+import { toInsertRow, type EventRecord } from "../store/event-row.ts";
+import { findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
+import { nowMicros } from "../time.ts";
+
+export interface PendingEvent {
+  record: EventRecord;
+  /** Only client-chosen ids can repeat; server-made UUIDv7s need no lookup. */
+  clientId: boolean;
+}
+
+export interface CommitLog {
+  /** received_at of the newest committed batch: every event stamped at or before it is stored. */
+  committedUpTo(): number;
+}
+
+/**
+ * The batcher's commit step: stamp the batch with its commit time, drop
+ * events already stored under the same id (idempotent retries), insert the
+ * rest as one block. Batches run one at a time, so the lookup and the insert
+ * cannot race with another batch of this process.
+ */
+export function createCommitter(deps: { client: ClickHouseClient; retentionDays: number; log: Logger }) {
+  let lastStampUs = nowMicros();
+  let committedUpToUs = lastStampUs;
+
+  async function commit(batch: PendingEvent[]): Promise<boolean[]> {
+    const receivedAtUs = Math.max(nowMicros(), lastStampUs + 1);
+    lastStampUs = receivedAtUs;
+    const stored = new Array<boolean>(batch.length).fill(true);
+    const seen = new Set<string>();
+    const lookups: { tenantId: string; id: string }[] = [];
+    batch.forEach(({ record, clientId }, i) => {
+      const key = idKey(record.tenantId, record.id);
+      if (seen.has(key)) stored[i] = false;
+      seen.add(key);
+      if (clientId) lookups.push({ tenantId: record.tenantId, id: record.id });
+    });
+    try {
+      const existing = await findStoredIds(deps.client, lookups);
+      const rows: unknown[][] = [];
+      batch.forEach(({ record }, i) => {
+        if (stored[i] && existing.has(idKey(record.tenantId, record.id))) stored[i] = false;
+        if (stored[i]) rows.push(toInsertRow(record, receivedAtUs, deps.retentionDays));
+      });
+      if (rows.length > 0) await insertEventRows(deps.client, rows);
+      committedUpToUs = receivedAtUs;
+      deps.log.debug({ events: batch.length, inserted: rows.length }, "batch committed");
+      return stored;
+    } catch (err) {
+      throw unavailable("storage did not accept the events; none of them is acknowledged; retry with the same event ids", err);
+    }
+  }
+
+  const log: CommitLog = { committedUpTo: () => committedUpToUs };
+  return { commit, log };
+}

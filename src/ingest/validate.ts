@@ -1,0 +1,163 @@
+import { isIP } from "node:net";
+import { Outcome, Severity, type Event } from "../../gen/auditlog/v1/event_pb.js";
+import type { EventLimits } from "../config.ts";
+import type { EventRecord } from "../store/event-row.ts";
+import { microsFromTimestamp } from "../time.ts";
+import { uuidv7 } from "./uuid7.ts";
+
+/** Why one event cannot be stored; its neighbours are unaffected. */
+export interface Invalid {
+  field: string;
+  reason: string;
+}
+
+export type Validated = { ok: true; record: EventRecord; clientId: boolean } | { ok: false; invalid: Invalid };
+
+const TYPE_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const ACTION_PATTERN = /^[A-Z][A-Z0-9_]*$/;
+const ID_PATTERN = /^[A-Za-z0-9._:@\/-]+$/;
+const ATTRIBUTE_KEY_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+const MAX_OFFSET_MINUTES = 18 * 60;
+const MAX_TYPE_BYTES = 128;
+const MAX_ACTION_BYTES = 64;
+const MAX_USER_AGENT_BYTES = 1024;
+
+const byteLength = (s: string) => Buffer.byteLength(s, "utf8");
+
+class Rejected extends Error {
+  constructor(readonly invalid: Invalid) {
+    super(invalid.reason);
+  }
+}
+function reject(field: string, reason: string): never {
+  throw new Rejected({ field, reason });
+}
+
+function bounded(field: string, value: string, max: number): string {
+  const bytes = byteLength(value);
+  if (bytes > max) reject(field, `${field} is ${bytes} bytes; the limit is ${max}`);
+  return value;
+}
+
+function required(field: string, value: string | undefined, max: number): string {
+  if (!value) reject(field, `${field} is required`);
+  return bounded(field, value, max);
+}
+
+/**
+ * Checks one event against the documented rules and turns it into the row it
+ * will be stored as. `tenantId` has already been decided from the token.
+ * Pure apart from the clock (`nowUs`), so it is tested exhaustively.
+ */
+export function validateEvent(event: Event, tenantId: string, nowUs: number, limits: EventLimits): Validated {
+  try {
+    return { ok: true, ...normalize(event, tenantId, nowUs, limits) };
+  } catch (err) {
+    if (err instanceof Rejected) return { ok: false, invalid: err.invalid };
+    throw err;
+  }
+}
+
+function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimits) {
+  const field = limits.maxFieldBytes;
+  const type = required("type", e.type, MAX_TYPE_BYTES);
+  if (!TYPE_PATTERN.test(type)) {
+    reject("type", `type "${type}" must be dotted words of letters, digits, _ or - (e.g. customer.account.created)`);
+  }
+  const action = required("action", e.action, MAX_ACTION_BYTES).toUpperCase();
+  if (!ACTION_PATTERN.test(action)) {
+    reject("action", `action "${e.action}" must be one word of letters, digits and _ (e.g. CREATE, LOGIN)`);
+  }
+  const actor = e.actor;
+  const actorId = required("actor.id", actor?.id, field);
+
+  const clientId = e.id !== "";
+  if (clientId) {
+    bounded("id", e.id, 128);
+    if (!ID_PATTERN.test(e.id)) reject("id", "id may contain only letters, digits and . _ : @ / -");
+  }
+
+  let timeUs = nowUs;
+  if (e.time) {
+    if (e.time.nanos < 0 || e.time.nanos > 999_999_999) reject("time", "time.nanos must be within 0..999999999");
+    timeUs = microsFromTimestamp(e.time);
+    if (timeUs < 0) reject("time", "time must not be before 1970-01-01T00:00:00Z");
+    if (timeUs > nowUs + limits.maxFutureSkewMs * 1000) {
+      reject("time", `time ${new Date(timeUs / 1000).toISOString()} is more than ${limits.maxFutureSkewMs / 60000} minutes in the future; check the source's clock`);
+    }
+  }
+  if (!Number.isInteger(e.utcOffsetMinutes) || Math.abs(e.utcOffsetMinutes) > MAX_OFFSET_MINUTES) {
+    reject("utc_offset_minutes", `utc_offset_minutes must be within ±${MAX_OFFSET_MINUTES}`);
+  }
+  if (!(e.outcome in Outcome) || typeof Outcome[e.outcome] !== "string") {
+    reject("outcome", `outcome ${e.outcome} is not one of OUTCOME_UNSPECIFIED, OUTCOME_SUCCESS, OUTCOME_FAILURE`);
+  }
+  if (!(e.severity in Severity) || typeof Severity[e.severity] !== "string") {
+    reject("severity", `severity ${e.severity} is not one of SEVERITY_INFO, SEVERITY_WARNING, SEVERITY_ERROR, SEVERITY_CRITICAL`);
+  }
+  const ip = bounded("actor.ip", actor?.ip ?? "", 64);
+  if (ip !== "" && isIP(ip) === 0) reject("actor.ip", `actor.ip "${ip}" is not an IPv4 or IPv6 address`);
+
+  const message = bounded("message", e.message, limits.maxMessageBytes);
+  const attributes = checkAttributes(e.attributes, limits);
+  const before = stateJson("before", e.before, limits.maxStateBytes);
+  const after = stateJson("after", e.after, limits.maxStateBytes);
+
+  const record = {
+    tenantId,
+    id: clientId ? e.id : uuidv7(Math.floor(nowUs / 1000)),
+    timeUs,
+    utcOffsetMinutes: e.utcOffsetMinutes,
+    type,
+    action,
+    outcome: e.outcome,
+    severity: e.severity === Severity.UNSPECIFIED ? Severity.INFO : e.severity,
+    actorId,
+    actorType: bounded("actor.type", actor?.type ?? "", field),
+    actorName: bounded("actor.name", actor?.name ?? "", field),
+    actorSessionId: bounded("actor.session_id", actor?.sessionId ?? "", field),
+    actorIp: ip,
+    actorUserAgent: bounded("actor.user_agent", actor?.userAgent ?? "", MAX_USER_AGENT_BYTES),
+    resourceType: bounded("resource.type", e.resource?.type ?? "", field),
+    resourceId: bounded("resource.id", e.resource?.id ?? "", field),
+    resourceName: bounded("resource.name", e.resource?.name ?? "", field),
+    source: bounded("source", e.source, field),
+    requestId: bounded("request_id", e.requestId, field),
+    message,
+    attributes,
+    before,
+    after,
+  } satisfies EventRecord;
+
+  const size = approximateBytes(record);
+  if (size > limits.maxEventBytes) {
+    reject("event", `the event is ${size} bytes; the limit is ${limits.maxEventBytes}. Move bulky content out of before/after/attributes`);
+  }
+  return { record, clientId };
+}
+
+function checkAttributes(attributes: Record<string, string>, limits: EventLimits): Record<string, string> {
+  const keys = Object.keys(attributes);
+  if (keys.length > limits.maxAttributes) {
+    reject("attributes", `${keys.length} attributes; the limit is ${limits.maxAttributes}`);
+  }
+  for (const key of keys) {
+    if (key === "" || byteLength(key) > limits.maxAttributeKeyBytes || !ATTRIBUTE_KEY_PATTERN.test(key)) {
+      reject("attributes", `attribute key "${key.slice(0, 64)}" must be 1..${limits.maxAttributeKeyBytes} bytes of letters, digits and _ . : -`);
+    }
+    bounded(`attributes["${key}"]`, attributes[key], limits.maxAttributeValueBytes);
+  }
+  return attributes;
+}
+
+function stateJson(field: string, value: object | undefined, max: number): string {
+  if (value === undefined) return "";
+  return bounded(field, JSON.stringify(value), max);
+}
+
+function approximateBytes(r: EventRecord): number {
+  let n = 64;
+  for (const v of Object.values(r)) if (typeof v === "string") n += v.length;
+  for (const [k, v] of Object.entries(r.attributes)) n += k.length + v.length;
+  return n;
+}

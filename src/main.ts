@@ -1,0 +1,116 @@
+import { parseArgs } from "node:util";
+import { isRole, type Role } from "./auth/principal.ts";
+import { loadOrCreateSecret } from "./auth/secret.ts";
+import { mintToken, parseDuration } from "./auth/token.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
+
+const USAGE = `usage: auditlog <command> [options]
+
+commands:
+  serve                               run the service (default)
+  token --tenant T --role R[,R...]    print a signed HS256 token
+        [--sub SUBJECT] [--ttl 1h]    roles: writer, auditor, admin
+
+Configuration comes from the environment; see README.md.`;
+
+/** The HS256 secret the server verifies with: configured, or the one kept in the data dir. */
+function hmacSecret(config: Config): { secret: string; created: boolean; file?: string } | undefined {
+  if (config.auth.secret) return { secret: config.auth.secret, created: false };
+  if (config.auth.jwksUrl || config.auth.publicKeyPem) return undefined;
+  return loadOrCreateSecret(config.dataDir);
+}
+
+async function token(config: Config, args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      tenant: { type: "string", default: "" },
+      role: { type: "string", multiple: true, default: [] },
+      sub: { type: "string" },
+      ttl: { type: "string", default: "1h" },
+    },
+  });
+  const roles = values.role.flatMap((r) => r.split(",")).map((r) => r.trim()).filter(Boolean);
+  const unknown = roles.filter((r) => !isRole(r));
+  if (roles.length === 0 || unknown.length > 0) {
+    throw new ConfigError(`--role must be one or more of writer, auditor, admin${unknown.length ? ` (unknown: ${unknown.join(", ")})` : ""}`);
+  }
+  if (!values.tenant && !roles.includes("admin")) throw new ConfigError("--tenant is required (only admin tokens may omit it)");
+  const hmac = hmacSecret(config);
+  if (!hmac) {
+    throw new ConfigError("this server verifies tokens with a JWKS or public key; mint tokens with your identity provider, or set AUDITLOG_JWT_SECRET");
+  }
+  const jwt = await mintToken(
+    hmac.secret,
+    {
+      tenant: values.tenant,
+      roles: roles as Role[],
+      subject: values.sub ?? `cli:${roles.join("+")}@${values.tenant || "*"}`,
+      ttlSeconds: parseDuration(values.ttl),
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+    },
+    { tenant: config.auth.tenantClaim, roles: config.auth.rolesClaim },
+  );
+  process.stdout.write(jwt + "\n");
+}
+
+async function serve(config: Config) {
+  const [{ createLogger }, { createVerifier }, { createStoreClient }, { migrate }, { startServer }] = await Promise.all([
+    import("./log.ts"),
+    import("./auth/verifier.ts"),
+    import("./store/client.ts"),
+    import("./store/schema.ts"),
+    import("./server.ts"),
+  ]);
+  const log = createLogger(config.logLevel);
+  const hmac = hmacSecret(config);
+  if (hmac?.created) log.info({ file: hmac.file }, "generated a new HS256 token secret (mode 0600)");
+  const verify = createVerifier(config.auth, hmac?.secret);
+  const client = await createStoreClient(config.store);
+  await migrate(client, config.store);
+  const server = await startServer({ config, log, client, verify });
+  log.info(
+    { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
+    `listening on port ${server.port}`,
+  );
+  if (hmac) {
+    log.info(`get a token: TOKEN=$(npx auditlog token --tenant acme --role writer,auditor) then curl -H "Authorization: Bearer $TOKEN" ...`);
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: finishing in-flight calls and committing accepted events");
+    try {
+      await server.close();
+      await client.close();
+      log.info("stopped cleanly");
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+async function main(argv: string[]) {
+  const [command = "serve", ...rest] = argv;
+  if (command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(USAGE + "\n");
+    return;
+  }
+  const config = loadConfig(process.env);
+  if (command === "serve") return serve(config);
+  if (command === "token") return token(config, rest);
+  throw new ConfigError(`unknown command "${command}"\n\n${USAGE}`);
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  const message = err instanceof ConfigError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ? err.message : err?.stack ?? String(err);
+  process.stderr.write(`auditlog: ${message}\n`);
+  process.exit(1);
+});

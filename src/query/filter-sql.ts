@@ -1,0 +1,123 @@
+import { Outcome, Severity, type EventFilter } from "../../gen/auditlog/v1/event_pb.js";
+import type { TenantScope } from "../auth/tenant-scope.ts";
+import { invalidArgument } from "../errors.ts";
+import { outcomeName } from "../store/event-row.ts";
+import { microsFromTimestamp } from "../time.ts";
+
+/**
+ * A WHERE clause and its query parameters. SQL text here is built only from
+ * constants and parameter names this module invents (`p0`, `p1`, ...); every
+ * value the caller supplied travels as a ClickHouse query parameter.
+ */
+export interface SqlWhere {
+  sql: string;
+  params: Record<string, unknown>;
+}
+
+const MAX_VALUES = 100;
+const MAX_VALUE_BYTES = 256;
+const MAX_TEXT_BYTES = 1024;
+const MAX_ATTRIBUTES = 20;
+
+export class Conditions {
+  readonly parts: string[] = [];
+  readonly params: Record<string, unknown> = {};
+  #next = 0;
+
+  /** Adds a parameter and returns its placeholder, e.g. `{p3:String}`. */
+  param(type: string, value: unknown): string {
+    const name = `p${this.#next++}`;
+    this.params[name] = value;
+    return `{${name}:${type}}`;
+  }
+
+  add(sql: string): void {
+    this.parts.push(sql);
+  }
+
+  build(): SqlWhere {
+    return { sql: this.parts.length > 0 ? this.parts.join(" AND ") : "1", params: this.params };
+  }
+}
+
+function checkValues(field: string, values: string[]): string[] {
+  if (values.length > MAX_VALUES) throw invalidArgument(`filter.${field} has ${values.length} values; the limit is ${MAX_VALUES}`);
+  for (const v of values) {
+    if (Buffer.byteLength(v) > MAX_VALUE_BYTES) {
+      throw invalidArgument(`a value in filter.${field} is longer than ${MAX_VALUE_BYTES} bytes`);
+    }
+  }
+  return values;
+}
+
+/**
+ * The tenant predicate, the first condition of every read. The only function
+ * that turns a TenantScope into SQL.
+ */
+function scopeCondition(where: Conditions, scope: TenantScope): void {
+  if (scope.kind === "tenant") where.add(`tenant_id = ${where.param("String", scope.tenant)}`);
+}
+
+/**
+ * Conditions on `events` from the caller's scope and an EventFilter; callers
+ * may add their own (paging) before `build()`.
+ */
+export function filterConditions(scope: TenantScope, filter: EventFilter | undefined): Conditions {
+  const where = new Conditions();
+  scopeCondition(where, scope);
+  if (!filter) return where;
+
+  const start = filter.startTime ? microsFromTimestamp(filter.startTime) : undefined;
+  const end = filter.endTime ? microsFromTimestamp(filter.endTime) : undefined;
+  if (start !== undefined && end !== undefined && start >= end) {
+    throw invalidArgument("filter.start_time must be before filter.end_time");
+  }
+  if (start !== undefined) where.add(`time >= fromUnixTimestamp64Micro(${where.param("Int64", start)}, 'UTC')`);
+  if (end !== undefined) where.add(`time < fromUnixTimestamp64Micro(${where.param("Int64", end)}, 'UTC')`);
+
+  const inList = (column: string, field: string, values: string[]) => {
+    if (values.length > 0) where.add(`${column} IN ${where.param("Array(String)", checkValues(field, values))}`);
+  };
+  inList("type", "types", filter.types);
+  inList("action", "actions", filter.actions.map((a) => a.toUpperCase()));
+  inList("actor_id", "actor_ids", filter.actorIds);
+  inList("resource_id", "resource_ids", filter.resourceIds);
+  inList("source", "sources", filter.sources);
+
+  if (filter.outcomes.length > 0) {
+    const names = filter.outcomes.map((o) => {
+      if (!(o in Outcome)) throw invalidArgument(`filter.outcomes has unknown value ${o}`);
+      return outcomeName(o);
+    });
+    where.add(`outcome IN ${where.param("Array(String)", names)}`);
+  }
+  if (filter.minSeverity !== Severity.UNSPECIFIED) {
+    if (!(filter.minSeverity in Severity)) throw invalidArgument(`filter.min_severity has unknown value ${filter.minSeverity}`);
+    where.add(`toInt8(severity) >= ${where.param("Int8", filter.minSeverity)}`);
+  }
+  if (filter.resourceType) {
+    checkValues("resource_type", [filter.resourceType]);
+    where.add(`resource_type = ${where.param("String", filter.resourceType)}`);
+  }
+  if (filter.requestId) {
+    checkValues("request_id", [filter.requestId]);
+    where.add(`request_id = ${where.param("String", filter.requestId)}`);
+  }
+  const attributes = Object.entries(filter.attributes);
+  if (attributes.length > MAX_ATTRIBUTES) {
+    throw invalidArgument(`filter.attributes has ${attributes.length} entries; the limit is ${MAX_ATTRIBUTES}`);
+  }
+  for (const [key, value] of attributes) {
+    checkValues("attributes", [key, value]);
+    // mapContains: an attribute explicitly set to "" differs from a missing one.
+    const k = where.param("String", key);
+    where.add(`mapContains(attributes, ${k}) AND attributes[${k}] = ${where.param("String", value)}`);
+  }
+  if (filter.text) {
+    if (Buffer.byteLength(filter.text) > MAX_TEXT_BYTES) {
+      throw invalidArgument(`filter.text is longer than ${MAX_TEXT_BYTES} bytes`);
+    }
+    where.add(`positionCaseInsensitiveUTF8(message, ${where.param("String", filter.text)}) > 0`);
+  }
+  return where;
+}

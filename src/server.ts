@@ -1,0 +1,108 @@
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
+import { QueryService } from "../gen/auditlog/v1/query_pb.js";
+import { authInterceptor } from "./auth/interceptor.ts";
+import type { VerifyToken } from "./auth/verifier.ts";
+import type { Config } from "./config.ts";
+import { errorMappingInterceptor } from "./errors.ts";
+import { listenOnePort, type NodeServerRequest, type NodeServerResponse } from "./http/one-port.ts";
+import { Batcher } from "./ingest/batcher.ts";
+import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
+import { ingestService } from "./ingest/service.ts";
+import { queryService } from "./query/service.ts";
+
+export interface ServerDeps {
+  config: Config;
+  log: Logger;
+  client: ClickHouseClient;
+  verify: VerifyToken;
+}
+
+export interface RunningServer {
+  port: number;
+  /** Graceful: stop accepting, let calls finish (up to the grace period), commit everything admitted. */
+  close(): Promise<void>;
+}
+
+/** Plain HTTP beside the RPCs: only what RPC cannot do well. */
+function plainRoutes(deps: ServerDeps) {
+  return async (req: NodeServerRequest, res: NodeServerResponse) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method === "GET" && path === "/healthz") {
+      const ping = await deps.client.ping();
+      res.writeHead(ping.success ? 200 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify({ status: ping.success ? "ok" : "storage unavailable" }));
+      return;
+    }
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${path}` }));
+  };
+}
+
+export async function startServer(deps: ServerDeps): Promise<RunningServer> {
+  const { config, log, client } = deps;
+  const committer = createCommitter({ client, retentionDays: config.store.retentionDays, log });
+  const batcher = new Batcher<PendingEvent>(
+    {
+      maxBatch: config.ingest.batchMaxEvents,
+      maxDelayMs: config.ingest.batchMaxDelayMs,
+      maxOutstanding: config.ingest.queueMaxEvents,
+    },
+    committer.commit,
+  );
+
+  const routes = (router: ConnectRouter) => {
+    router.service(
+      IngestService,
+      ingestService({
+        batcher,
+        limits: config.ingest.limits,
+        maxEventsPerRequest: config.ingest.maxEventsPerRequest,
+      }),
+    );
+    router.service(QueryService, queryService({ client, commitLog: committer.log, config: config.query }));
+  };
+
+  const handler = connectNodeAdapter({
+    routes,
+    // First is outermost: errors from auth are mapped too.
+    interceptors: [errorMappingInterceptor(log), authInterceptor(deps.verify)],
+    readMaxBytes: config.ingest.maxRequestBytes,
+    jsonOptions: { ignoreUnknownFields: false },
+    fallback: plainRoutes(deps),
+  });
+
+  let active = 0;
+  let onIdle: (() => void) | undefined;
+  const tracked = (req: NodeServerRequest, res: NodeServerResponse) => {
+    active++;
+    res.once("close", () => {
+      if (--active === 0) onIdle?.();
+    });
+    handler(req, res);
+  };
+
+  const listener = await listenOnePort({ handler: tracked, port: config.port, host: config.host, tls: config.tls });
+
+  return {
+    port: listener.port,
+    async close() {
+      listener.stopAccepting();
+      if (active > 0) {
+        log.info({ active }, "waiting for in-flight calls to finish");
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, config.shutdownGraceMs);
+          onIdle = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      await batcher.close();
+      listener.destroyAll();
+    },
+  };
+}
