@@ -59,7 +59,16 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
     if (err.cause) log.warn({ err: err.cause, kind: err.kind }, err.message);
     return new ConnectError(err.message, codes[err.kind]);
   }
-  if (err instanceof ConnectError) return err;
+  if (err instanceof ConnectError) {
+    // A streamed message that does not decode is the client's mistake (see http/connect-handler.ts).
+    if (err.code === Code.Internal && err.rawMessage.startsWith("parse binary: ")) {
+      return new ConnectError(
+        `a streamed message is not valid protobuf (${err.rawMessage.slice(14)}); check the client uses the current proto/auditlog/v1 contracts`,
+        Code.InvalidArgument,
+      );
+    }
+    return err;
+  }
   const ref = Math.random().toString(36).slice(2, 10);
   log.error({ err, ref }, "unexpected error");
   return new ConnectError(`internal error (reference ${ref}); the details are in the server log`, Code.Internal);

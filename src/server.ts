@@ -1,6 +1,6 @@
+import * as http2 from "node:http2";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
@@ -8,6 +8,7 @@ import { authInterceptor } from "./auth/interceptor.ts";
 import type { VerifyToken } from "./auth/verifier.ts";
 import type { Config } from "./config.ts";
 import { errorMappingInterceptor } from "./errors.ts";
+import { createRpcHandler } from "./http/connect-handler.ts";
 import { listenOnePort, type NodeServerRequest, type NodeServerResponse } from "./http/one-port.ts";
 import { Batcher } from "./ingest/batcher.ts";
 import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
@@ -66,8 +67,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     router.service(QueryService, queryService({ client, commitLog: committer.log, config: config.query }));
   };
 
-  const handler = connectNodeAdapter({
+  const handler = createRpcHandler({
     routes,
+    log,
     // First is outermost: errors from auth are mapped too.
     interceptors: [errorMappingInterceptor(log), authInterceptor(deps.verify)],
     readMaxBytes: config.ingest.maxRequestBytes,
@@ -82,6 +84,14 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     res.once("close", () => {
       if (--active === 0) onIdle?.();
     });
+    if ("stream" in req) {
+      // An early answer (a body over the limit, a bad token) leaves the rest of
+      // an HTTP/2 request unread, and the stream open until the client gives
+      // up. Once the answer is sent, close the stream: nobody waits on it.
+      req.stream.once("finish", () => {
+        if (!req.complete) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      });
+    }
     handler(req, res);
   };
 

@@ -1,0 +1,120 @@
+import { createConnectRouter, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { createAsyncIterable, readAllBytes, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { Logger } from "pino";
+import type { NodeServerRequest, NodeServerResponse, RequestHandler } from "./one-port.ts";
+
+/**
+ * Connect serves a request whose protobuf body does not decode with code
+ * INTERNAL ("parse binary: ..."), and decodes unary requests before any
+ * interceptor runs. A client that sends garbage made a mistake the server did
+ * not, so these become INVALID_ARGUMENT here, in each protocol's own framing:
+ * the Connect status and JSON body, the gRPC trailer, the gRPC-Web trailer frame.
+ * (Streamed messages decode inside the interceptors; errors.ts maps those.)
+ */
+export const DECODE_FAILURE_PREFIX = "parse binary: ";
+const decodeMessage = (detail: string) =>
+  `the request is not a valid protobuf message for this method (${detail}); check the client uses the current proto/auditlog/v1 contracts`;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+async function reclassifyConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  if (res.status !== 500 || !res.body || !(Symbol.asyncIterator in Object(res.body))) return res;
+  const bytes = await readAllBytes(res.body as AsyncIterable<Uint8Array>, Number.MAX_SAFE_INTEGER);
+  let body = bytes;
+  let status = res.status;
+  try {
+    const error = JSON.parse(decoder.decode(bytes)) as { code?: string; message?: string };
+    if (error.code === "internal" && error.message?.startsWith(DECODE_FAILURE_PREFIX)) {
+      status = 400;
+      body = encoder.encode(
+        JSON.stringify({ code: "invalid_argument", message: decodeMessage(error.message.slice(DECODE_FAILURE_PREFIX.length)) }),
+      );
+    }
+  } catch {
+    // Not a Connect JSON error body: pass it through untouched.
+  }
+  const header = new Headers(res.header);
+  if (header.has("content-length")) header.set("content-length", String(body.byteLength));
+  return { ...res, status, header, body: createAsyncIterable([body]) };
+}
+
+/** gRPC carries the status in trailers (or headers, trailers-only); both are read after the body. */
+function fixGrpcStatus(headers: Headers | undefined): void {
+  if (headers?.get("grpc-status") !== "13") return;
+  const message = decodeURIComponent(headers.get("grpc-message") ?? "");
+  if (!message.startsWith(DECODE_FAILURE_PREFIX)) return;
+  headers.set("grpc-status", "3");
+  headers.set("grpc-message", encodeURIComponent(decodeMessage(message.slice(DECODE_FAILURE_PREFIX.length))));
+}
+
+/** gRPC-Web puts the trailer in the body, as a frame whose flag byte has 0x80 set. */
+function fixGrpcWebTrailerFrame(chunk: Uint8Array): Uint8Array {
+  if (chunk.byteLength < 5 || (chunk[0] & 0x80) === 0) return chunk;
+  const text = decoder.decode(chunk.subarray(5));
+  const headers = new Headers();
+  for (const line of text.split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  if (headers.get("grpc-status") !== "13") return chunk;
+  fixGrpcStatus(headers);
+  if (headers.get("grpc-status") !== "3") return chunk;
+  let out = "";
+  headers.forEach((value, key) => (out += `${key}: ${value}\r\n`));
+  const payload = encoder.encode(out);
+  const frame = new Uint8Array(5 + payload.byteLength);
+  frame[0] = chunk[0];
+  new DataView(frame.buffer).setUint32(1, payload.byteLength);
+  frame.set(payload, 5);
+  return frame;
+}
+
+async function reclassifyDecodeFailures(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const contentType = new Headers(res.header).get("content-type") ?? "";
+  if (contentType.startsWith("application/grpc-web")) {
+    const body = res.body as AsyncIterable<Uint8Array> | undefined;
+    if (!body) return res;
+    return { ...res, body: (async function* () { for await (const chunk of body) yield fixGrpcWebTrailerFrame(chunk); })() };
+  }
+  if (contentType.startsWith("application/grpc")) {
+    const body = res.body as AsyncIterable<Uint8Array> | undefined;
+    const header = res.header instanceof Headers ? res.header : undefined;
+    const trailer = res.trailer instanceof Headers ? res.trailer : undefined;
+    return {
+      ...res,
+      body: (async function* () {
+        if (body) yield* body;
+        fixGrpcStatus(trailer);
+        fixGrpcStatus(header);
+      })(),
+    };
+  }
+  return reclassifyConnectUnary(res);
+}
+
+/**
+ * The Node request handler for every RPC: Connect's router and its Node
+ * bridge, as `connectNodeAdapter` wires them, plus the decode-failure
+ * reclassification above. Unknown paths go to `fallback` (plain routes).
+ */
+export function createRpcHandler(
+  options: ConnectRouterOptions & {
+    routes: (router: ConnectRouter) => void;
+    fallback: RequestHandler;
+    log: Logger;
+  },
+): RequestHandler {
+  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  options.routes(router);
+  const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  return (req: NodeServerRequest, res: NodeServerResponse) => {
+    const handler = handlers.get((req.url ?? "").split("?", 1)[0]);
+    if (!handler) return options.fallback(req, res);
+    handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+      .then(reclassifyDecodeFailures)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((err) => options.log.warn({ err, rpc: handler.method.name }, "response could not be written"));
+  };
+}

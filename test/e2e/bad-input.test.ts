@@ -1,0 +1,216 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import * as http2 from "node:http2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Severity } from "../../gen/auditlog/v1/event_pb.js";
+import { AppendRequestSchema } from "../../gen/auditlog/v1/ingest_pb.js";
+import { bearer, connectClients, grpcJsIngestClient, postJson } from "../helpers/clients.ts";
+import { sampleEvent } from "../helpers/events.ts";
+import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
+
+let server: TestServer;
+let writer: string;
+let auditor: string;
+
+beforeAll(async () => {
+  server = await startServer({ env: { AUDITLOG_MAX_EVENTS_PER_REQUEST: "100", AUDITLOG_QUEUE_MAX_EVENTS: "1000", AUDITLOG_MAX_REQUEST_BYTES: "262144" } });
+  writer = await server.token("acme", ["writer"]);
+  auditor = await server.token("acme", ["auditor"]);
+});
+afterAll(async () => {
+  expect(await server.stop()).toBe(0);
+  removeDataDir(server.dataDir);
+});
+
+const append = (body: unknown) => postJson(server.baseUrl, "auditlog.v1.IngestService/Append", body, writer);
+const search = (body: unknown) => postJson(server.baseUrl, "auditlog.v1.QueryService/SearchEvents", body, auditor);
+const valid = (id: string) => ({ id, type: "test.valid", action: "CREATE", actor: { id: "u-1" }, attributes: { batch: "bad-input" } });
+
+async function storedIds(): Promise<string[]> {
+  const res = await search({ filter: { attributes: { batch: "bad-input" } }, pageSize: 1000 });
+  return res.json.events.map((e: { id: string }) => e.id).sort();
+}
+
+describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
+  it("rejects JSON that does not parse", async () => {
+    const res = await append('{"events": [ {"type": "x", ');
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe("invalid_argument");
+    expect(res.json.message).toMatch(/JSON|json/);
+  });
+
+  it("rejects a field of the wrong type and names it", async () => {
+    const res = await append({ events: [{ ...valid("wt"), attributes: { n: 5 } }] });
+    expect(res.status).toBe(400);
+    expect(res.json.message).toMatch(/attributes/);
+    const res2 = await append({ events: [{ ...valid("wt2"), outcome: "MAYBE" }] });
+    expect(res2.status).toBe(400);
+    expect(res2.json.message).toMatch(/outcome/i);
+  });
+
+  it("rejects unknown fields instead of silently dropping them", async () => {
+    const res = await append({ events: [{ ...valid("uf"), atributes: { a: "b" } }] });
+    expect(res.status).toBe(400);
+    expect(res.json.message).toMatch(/atributes/);
+  });
+
+  it("rejects a body that is not protobuf", async () => {
+    const res = await fetch(`${server.baseUrl}/auditlog.v1.IngestService/Append`, {
+      method: "POST",
+      headers: { "content-type": "application/proto", authorization: `Bearer ${writer}` },
+      body: new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]),
+    });
+    expect(res.status).toBe(400);
+    expect((await res.json()).code).toBe("invalid_argument");
+  });
+
+  it("rejects a gRPC-Web message that is not protobuf with INVALID_ARGUMENT in the trailer", async () => {
+    const garbage = new Uint8Array([0, 0, 0, 0, 3, 0x0a, 0xff, 0xff]);
+    const res = await fetch(`${server.baseUrl}/auditlog.v1.IngestService/Append`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", authorization: `Bearer ${writer}` },
+      body: garbage,
+    });
+    const text = new TextDecoder().decode(new Uint8Array(await res.arrayBuffer()));
+    expect(text).toContain("grpc-status: 3");
+    expect(decodeURIComponent(text)).toContain("not a valid protobuf message");
+  });
+
+  it("rejects a gRPC message that is not protobuf with INVALID_ARGUMENT", async () => {
+    const session = http2.connect(server.baseUrl);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/auditlog.v1.IngestService/Append",
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+      authorization: `Bearer ${writer}`,
+    });
+    stream.end(Buffer.from([0, 0, 0, 0, 3, 0x0a, 0xff, 0xff]));
+    const status = await new Promise<{ code: string; message: string }>((resolve) => {
+      let headers: http2.IncomingHttpHeaders = {};
+      stream.on("response", (h) => (headers = h));
+      stream.on("trailers", (t) => resolve({ code: String(t["grpc-status"]), message: String(t["grpc-message"]) }));
+      stream.on("end", () => resolve({ code: String(headers["grpc-status"]), message: String(headers["grpc-message"]) }));
+      stream.resume();
+    });
+    session.close();
+    expect(status.code).toBe("3");
+    expect(decodeURIComponent(status.message)).toContain("not a valid protobuf message");
+  });
+
+  it("rejects a request with more events than allowed and says the limit", async () => {
+    const res = await append({ events: Array.from({ length: 101 }, (_, i) => valid(`many-${i}`)) });
+    expect(res.status).toBe(400);
+    expect(res.json.message).toContain("at most 100 events");
+  });
+
+  it("rejects a body over the size limit with RESOURCE_EXHAUSTED", async () => {
+    const { ingest } = connectClients(server.baseUrl, "connect-binary");
+    const big = Array.from({ length: 60 }, (_, i) => sampleEvent(i, { message: "x".repeat(5000) }));
+    const err = await ingest.append({ events: big }, bearer(writer)).catch((e) => e);
+    expect(err).toBeInstanceOf(ConnectError);
+    expect(err.code).toBe(Code.ResourceExhausted);
+  });
+
+  it("rejects a malformed page token and a token used with another filter", async () => {
+    const bad = await search({ pageToken: "definitely-not-a-token" });
+    expect(bad.status).toBe(400);
+    expect(bad.json.message).toContain("page_token is not valid");
+
+    await append({ events: [valid("pt-1"), valid("pt-2")] });
+    const first = await search({ filter: { attributes: { batch: "bad-input" } }, pageSize: 1 });
+    expect(first.json.nextPageToken).toBeTruthy();
+    const other = await search({ filter: { types: ["other"] }, pageSize: 1, pageToken: first.json.nextPageToken });
+    expect(other.status).toBe(400);
+    expect(other.json.message).toContain("different filter");
+  });
+
+  it("rejects bad filters and page sizes with what to fix", async () => {
+    const sizes = await search({ pageSize: 5000 });
+    expect(sizes.json.message).toContain("page_size must be within 1..1000");
+    const range = await search({ filter: { startTime: "2026-01-02T00:00:00Z", endTime: "2026-01-01T00:00:00Z" } });
+    expect(range.json.message).toContain("start_time must be before");
+    const missing = await postJson(server.baseUrl, "auditlog.v1.QueryService/GetEvent", {}, auditor);
+    expect(missing.json).toEqual({ code: "invalid_argument", message: "id is required" });
+  });
+});
+
+describe("invalid events are rejected one by one; their neighbours are stored", () => {
+  it("reports each bad event's index, field and reason", async () => {
+    const events = [
+      valid("ok-0"),
+      { ...valid("missing-type"), type: "" },
+      valid("ok-2"),
+      { ...valid("missing-actor"), actor: undefined },
+      { ...valid("bad-action"), action: "DROP TABLE" },
+      { ...valid("future"), time: new Date(Date.now() + 3600_000).toISOString() },
+      { ...valid("huge-message"), message: "y".repeat(9000) },
+      { ...valid("bad-ip"), actor: { id: "u", ip: "999.1.1.1" } },
+      { ...valid("bad-key"), attributes: { "has space": "v" } },
+      { ...valid("too-many"), attributes: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])) },
+      { ...valid("bad id with spaces") },
+      { ...valid("offset"), utcOffsetMinutes: 5000 },
+      { ...valid("huge-state"), before: { blob: "z".repeat(40_000) } },
+      valid("ok-13"),
+    ];
+    const res = await append({ events });
+    expect(res.status).toBe(200);
+    expect(res.json.acceptedCount).toBe("3");
+    const byIndex = Object.fromEntries(res.json.rejections.map((r: any) => [r.index, [r.field, r.reason]]));
+    expect(Object.keys(byIndex).sort((a, b) => Number(a) - Number(b))).toEqual(["1", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"]);
+    expect(byIndex["1"]).toEqual(["type", "type is required"]);
+    expect(byIndex["3"]).toEqual(["actor.id", "actor.id is required"]);
+    expect(byIndex["4"][0]).toBe("action");
+    expect(byIndex["5"]).toEqual(["time", expect.stringContaining("in the future")]);
+    expect(byIndex["6"]).toEqual(["message", "message is 9000 bytes; the limit is 8192"]);
+    expect(byIndex["7"]).toEqual(["actor.ip", expect.stringContaining("not an IPv4 or IPv6")]);
+    expect(byIndex["8"][0]).toBe("attributes");
+    expect(byIndex["9"]).toEqual(["attributes", "65 attributes; the limit is 64"]);
+    expect(byIndex["10"][0]).toBe("id");
+    expect(byIndex["11"][0]).toBe("utc_offset_minutes");
+    expect(byIndex["12"][0]).toBe("before");
+    expect(res.json.ids).toEqual(["ok-0", "", "ok-2", "", "", "", "", "", "", "", "", "", "", "ok-13"]);
+    expect(await storedIds()).toEqual(expect.arrayContaining(["ok-0", "ok-2", "ok-13"]));
+    expect(await storedIds()).not.toContain("missing-type");
+  });
+
+  it("counts indexes across the messages of an Ingest stream", async () => {
+    const client = grpcJsIngestClient(server.port);
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${writer}`);
+    const res = await new Promise<any>((resolve, reject) => {
+      const call = client.Ingest(md, (err: Error | null, r: unknown) => (err ? reject(err) : resolve(r)));
+      call.write({ events: [valid("st-0"), valid("st-1")] });
+      call.write({ events: [valid("st-2"), { ...valid("st-3"), type: "bad type" }] });
+      call.end();
+    });
+    client.close();
+    expect(res.acceptedCount).toBe("3");
+    expect(res.rejections).toEqual([expect.objectContaining({ index: "3", field: "type", code: "invalid_argument" })]);
+    expect(await storedIds()).toEqual(expect.arrayContaining(["st-0", "st-1", "st-2"]));
+  });
+
+  it("keeps serving after all of that", async () => {
+    const health = await fetch(`${server.baseUrl}/healthz`);
+    expect(health.status).toBe(200);
+    const res = await append({ events: [valid("after-all")] });
+    expect(res.json.acceptedCount).toBe("1");
+  });
+});
+
+describe("binary protobuf with unknown enum values", () => {
+  it("rejects an out-of-range severity as an event error, not a crash", async () => {
+    const body = toBinary(AppendRequestSchema, create(AppendRequestSchema, { events: [sampleEvent(1, { id: "enum-99", severity: 99 as Severity })] }));
+    const res = await fetch(`${server.baseUrl}/auditlog.v1.IngestService/Append`, {
+      method: "POST",
+      headers: { "content-type": "application/proto", authorization: `Bearer ${writer}` },
+      body,
+    });
+    expect(res.status).toBe(200);
+    const { ingest } = connectClients(server.baseUrl, "connect-binary");
+    const again = await ingest.append({ events: [sampleEvent(1, { id: "enum-99b", severity: 99 as Severity })] }, bearer(writer));
+    expect(again.acceptedCount).toBe(0n);
+    expect(again.rejections[0]).toMatchObject({ index: 0n, field: "severity" });
+  });
+});

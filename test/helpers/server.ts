@@ -1,0 +1,91 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { mintToken } from "../../src/auth/token.ts";
+import type { Role } from "../../src/auth/principal.ts";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789";
+
+export interface TestServer {
+  port: number;
+  baseUrl: string;
+  dataDir: string;
+  /** Every log line the server printed, parsed. */
+  logs: Record<string, unknown>[];
+  token(tenant: string, roles: Role[], opts?: { subject?: string; ttlSeconds?: number }): Promise<string>;
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: a crash, nothing gets to run. */
+  crash(): Promise<void>;
+}
+
+export function tempDataDir(): string {
+  return mkdtempSync(join(tmpdir(), "auditlog-test-"));
+}
+
+export function removeDataDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((res) => child.once("exit", (code) => res(code)));
+}
+
+/** Starts `auditlog serve` as a child process on a random port over a real chDB data dir. */
+export async function startServer(options: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? tempDataDir();
+  const child = spawn(process.execPath, [join(ROOT, "bin/auditlog.mjs"), "serve"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      AUDITLOG_DATA_DIR: dataDir,
+      AUDITLOG_JWT_SECRET: TEST_SECRET,
+      AUDITLOG_BATCH_MAX_DELAY_MS: "20",
+      LOG_LEVEL: "info",
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const port = await new Promise<number>((res, rej) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      try {
+        const entry = JSON.parse(line);
+        logs.push(entry);
+        if (typeof entry.port === "number" && String(entry.msg).startsWith("listening")) res(entry.port);
+      } catch {
+        logs.push({ raw: line });
+      }
+    });
+    child.once("exit", (code) => rej(new Error(`server exited (${code}) before listening: ${stderr}\n${JSON.stringify(logs)}`)));
+  });
+  const secret = options.env?.AUDITLOG_JWT_SECRET ?? TEST_SECRET;
+  return {
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    dataDir,
+    logs,
+    token: (tenant, roles, opts = {}) =>
+      mintToken(
+        secret,
+        { tenant, roles, subject: opts.subject ?? `test-${tenant}`, ttlSeconds: opts.ttlSeconds ?? 3600 },
+        { tenant: "tenant", roles: "roles" },
+      ),
+    async stop() {
+      child.kill("SIGTERM");
+      return exited(child);
+    },
+    async crash() {
+      child.kill("SIGKILL");
+      await exited(child);
+    },
+  };
+}
