@@ -69,9 +69,29 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
     }
     return err;
   }
+  if (isTransientStorageError(err)) {
+    log.warn({ err }, "storage unavailable");
+    return new ConnectError("storage is unavailable right now; retry shortly", Code.Unavailable);
+  }
   const ref = Math.random().toString(36).slice(2, 10);
   log.error({ err, ref }, "unexpected error");
   return new ConnectError(`internal error (reference ${ref}); the details are in the server log`, Code.Internal);
+}
+
+// ClickHouse error codes that say "not now" rather than "never": overload, limits, network.
+const TRANSIENT_CLICKHOUSE_CODES = new Set(["159", "202", "209", "210", "241", "252", "425"]);
+const TRANSIENT_NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH"]);
+
+/**
+ * A store that is down, overloaded or unreachable, as opposed to a query the
+ * store refused (a bug: INTERNAL). Matched by shape, since chdb and
+ * @clickhouse/client each bring their own ClickHouseError class.
+ */
+export function isTransientStorageError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = String((err as { code?: unknown }).code ?? "");
+  if (err.name === "ClickHouseError") return TRANSIENT_CLICKHOUSE_CODES.has(code);
+  return TRANSIENT_NETWORK_CODES.has(code) || err.message.includes("Timeout error");
 }
 
 export function errorMappingInterceptor(log: Logger): Interceptor {

@@ -56,11 +56,11 @@ async function token(config: Config, args: string[]) {
 }
 
 async function serve(config: Config) {
-  const [{ createLogger }, { createVerifier }, { createStoreClient }, { migrate }, { startServer }] = await Promise.all([
+  const [{ createLogger }, { createVerifier }, { createStoreClient }, { prepareStore }, { startServer }] = await Promise.all([
     import("./log.ts"),
     import("./auth/verifier.ts"),
     import("./store/client.ts"),
-    import("./store/schema.ts"),
+    import("./store/readiness.ts"),
     import("./server.ts"),
   ]);
   const log = createLogger(config.logLevel);
@@ -68,8 +68,10 @@ async function serve(config: Config) {
   if (hmac?.created) log.info({ file: hmac.file }, "generated a new HS256 token secret (mode 0600)");
   const verify = createVerifier(config.auth, hmac?.secret);
   const client = await createStoreClient(config.store);
-  await migrate(client, config.store);
-  const server = await startServer({ config, log, client, verify });
+  const store = prepareStore(client, config.store, log);
+  // The embedded engine is local: wait for it, so the first call finds the schema.
+  if (config.store.kind === "chdb") await store.whenReady;
+  const server = await startServer({ config, log, client, store, verify });
   log.info(
     { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
     `listening on port ${server.port}`,
@@ -84,6 +86,7 @@ async function serve(config: Config) {
     stopping = true;
     log.info({ signal }, "shutting down: finishing in-flight calls and committing accepted events");
     try {
+      store.stop();
       await server.close();
       await client.close();
       log.info("stopped cleanly");

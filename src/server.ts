@@ -6,8 +6,10 @@ import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
 import { authInterceptor } from "./auth/interceptor.ts";
 import type { VerifyToken } from "./auth/verifier.ts";
+import type { StoreReadiness } from "./store/readiness.ts";
 import type { Config } from "./config.ts";
-import { errorMappingInterceptor } from "./errors.ts";
+import { errorMappingInterceptor, unavailable } from "./errors.ts";
+import type { Interceptor } from "@connectrpc/connect";
 import { createRpcHandler } from "./http/connect-handler.ts";
 import { listenOnePort, type NodeServerRequest, type NodeServerResponse } from "./http/one-port.ts";
 import { Batcher } from "./ingest/batcher.ts";
@@ -19,7 +21,18 @@ export interface ServerDeps {
   config: Config;
   log: Logger;
   client: ClickHouseClient;
+  store: StoreReadiness;
   verify: VerifyToken;
+}
+
+/** Until the schema is in place, say so instead of failing on a missing table. */
+function storeReadyInterceptor(store: StoreReadiness): Interceptor {
+  return (next) => async (req) => {
+    if (!store.ready) {
+      throw unavailable(`storage is not ready yet (${store.lastError ?? "starting"}); retry shortly`);
+    }
+    return next(req);
+  };
 }
 
 export interface RunningServer {
@@ -33,9 +46,9 @@ function plainRoutes(deps: ServerDeps) {
   return async (req: NodeServerRequest, res: NodeServerResponse) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && path === "/healthz") {
-      const ping = await deps.client.ping();
-      res.writeHead(ping.success ? 200 : 503, { "content-type": "application/json" });
-      res.end(JSON.stringify({ status: ping.success ? "ok" : "storage unavailable" }));
+      const ok = deps.store.ready && (await deps.client.ping()).success;
+      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify(ok ? { status: "ok" } : { status: "unavailable", reason: deps.store.lastError ?? "storage ping failed" }));
       return;
     }
     res.writeHead(404, { "content-type": "application/json" });
@@ -62,6 +75,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         batcher,
         limits: config.ingest.limits,
         maxEventsPerRequest: config.ingest.maxEventsPerRequest,
+        log,
       }),
     );
     router.service(QueryService, queryService({ client, commitLog: committer.log, config: config.query }));
@@ -71,7 +85,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     routes,
     log,
     // First is outermost: errors from auth are mapped too.
-    interceptors: [errorMappingInterceptor(log), authInterceptor(deps.verify)],
+    interceptors: [errorMappingInterceptor(log), authInterceptor(deps.verify), storeReadyInterceptor(deps.store)],
     readMaxBytes: config.ingest.maxRequestBytes,
     jsonOptions: { ignoreUnknownFields: false },
     fallback: plainRoutes(deps),
@@ -101,6 +115,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     port: listener.port,
     async close() {
       listener.stopAccepting();
+      batcher.flushPromptly();
       if (active > 0) {
         log.info({ active }, "waiting for in-flight calls to finish");
         await new Promise<void>((resolve) => {

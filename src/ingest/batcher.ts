@@ -47,6 +47,7 @@ export class Batcher<T> {
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #prompt = false;
 
   constructor(
     private readonly options: BatcherOptions,
@@ -76,6 +77,12 @@ export class Batcher<T> {
 
   get outstanding(): number {
     return this.#outstanding;
+  }
+
+  /** From now on, commit whatever waits without waiting for size or age (shutdown). */
+  flushPromptly(): void {
+    this.#prompt = true;
+    this.#schedule();
   }
 
   /** Refuses new items, commits everything already admitted, then resolves. */
@@ -114,7 +121,7 @@ export class Batcher<T> {
   #schedule(): void {
     if (this.#flushing || this.#queue.length === 0) return;
     const age = Date.now() - this.#queue[0].enqueuedAt;
-    if (this.#queue.length >= this.options.maxBatch || age >= this.options.maxDelayMs || this.#closed) {
+    if (this.#queue.length >= this.options.maxBatch || age >= this.options.maxDelayMs || this.#prompt || this.#closed) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#flushing = this.#flush();

@@ -5,6 +5,7 @@ import { AppendResponseSchema, IngestResponseSchema, IngestService } from "../..
 import { principalOf } from "../auth/context.ts";
 import { requireAnyRole, type Principal } from "../auth/principal.ts";
 import { writeTenant } from "../auth/tenant-scope.ts";
+import type { Logger } from "pino";
 import type { EventLimits } from "../config.ts";
 import { invalidArgument } from "../errors.ts";
 import { nowMicros } from "../time.ts";
@@ -16,6 +17,7 @@ export interface IngestDeps {
   batcher: Batcher<PendingEvent>;
   limits: EventLimits;
   maxEventsPerRequest: number;
+  log: Logger;
 }
 
 interface Prepared {
@@ -94,6 +96,7 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
         // Awaiting admission (not commit) keeps many messages in flight while
         // bounding memory: when the queue is full, this stream is not read.
         const { committed } = await deps.batcher.submit(prepared.pending);
+        deps.log.debug({ rpc: "Ingest", admitted: prepared.pending.length }, "events admitted");
         committed.catch((err) => (failure ??= err));
         commits.push(committed);
       }

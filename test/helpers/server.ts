@@ -15,6 +15,8 @@ export interface TestServer {
   dataDir: string;
   /** Every log line the server printed, parsed. */
   logs: Record<string, unknown>[];
+  /** Resolves with the first log line (past or future) that matches. */
+  waitForLog(match: (entry: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   token(tenant: string, roles: Role[], opts?: { subject?: string; ttlSeconds?: number }): Promise<string>;
   /** SIGTERM; resolves with the exit code. */
   stop(): Promise<number | null>;
@@ -53,6 +55,7 @@ export async function startServer(options: { dataDir?: string; env?: Record<stri
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Record<string, unknown>[] = [];
+  const watchers: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr += d));
   const port = await new Promise<number>((res, rej) => {
@@ -60,6 +63,10 @@ export async function startServer(options: { dataDir?: string; env?: Record<stri
       try {
         const entry = JSON.parse(line);
         logs.push(entry);
+        for (const w of watchers.filter((w) => w.match(entry))) {
+          watchers.splice(watchers.indexOf(w), 1);
+          w.resolve(entry);
+        }
         if (typeof entry.port === "number" && String(entry.msg).startsWith("listening")) res(entry.port);
       } catch {
         logs.push({ raw: line });
@@ -73,6 +80,10 @@ export async function startServer(options: { dataDir?: string; env?: Record<stri
     baseUrl: `http://127.0.0.1:${port}`,
     dataDir,
     logs,
+    waitForLog(match) {
+      const seen = logs.find(match);
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => watchers.push({ match, resolve }));
+    },
     token: (tenant, roles, opts = {}) =>
       mintToken(
         secret,

@@ -1,0 +1,50 @@
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { Logger } from "pino";
+import type { StoreConfig } from "../config.ts";
+import { migrate } from "./schema.ts";
+
+export interface StoreReadiness {
+  /** True once the schema is in place; until then every RPC answers UNAVAILABLE. */
+  readonly ready: boolean;
+  readonly lastError: string | undefined;
+  /** Resolves when ready (or when stopped). */
+  whenReady: Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Brings the schema up, retrying with backoff while the store is unreachable,
+ * so the service can start before its ClickHouse server (docker compose,
+ * Kubernetes) and reports "not ready" on /healthz meanwhile instead of dying.
+ */
+export function prepareStore(client: ClickHouseClient, config: StoreConfig, log: Logger): StoreReadiness {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const state: StoreReadiness = {
+    ready: false,
+    lastError: undefined,
+    whenReady: Promise.resolve(),
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+  const mutable = state as { -readonly [K in keyof StoreReadiness]: StoreReadiness[K] };
+  mutable.whenReady = new Promise<void>((resolve) => {
+    const attempt = async (delayMs: number) => {
+      if (stopped) return resolve();
+      try {
+        await migrate(client, config);
+        mutable.ready = true;
+        mutable.lastError = undefined;
+        resolve();
+      } catch (err) {
+        mutable.lastError = (err as Error).message;
+        log.warn({ err, retryInMs: delayMs }, "storage is not reachable yet; retrying");
+        timer = setTimeout(() => void attempt(Math.min(delayMs * 2, 10_000)), delayMs);
+      }
+    };
+    void attempt(250);
+  });
+  return state;
+}

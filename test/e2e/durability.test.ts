@@ -1,0 +1,120 @@
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, describe, expect, it } from "vitest";
+import { bearer, connectClients, grpcJsIngestClient, postJson } from "../helpers/clients.ts";
+import { sampleEvent } from "../helpers/events.ts";
+import { removeDataDir, startServer, tempDataDir, type TestServer } from "../helpers/server.ts";
+
+const dataDir = tempDataDir();
+afterAll(() => removeDataDir(dataDir));
+
+async function countByAttribute(server: TestServer, key: string, value: string): Promise<string[]> {
+  const { query } = connectClients(server.baseUrl, "connect-binary");
+  const auditor = await server.token("acme", ["auditor"]);
+  const ids: string[] = [];
+  let pageToken = "";
+  do {
+    const res = await query.searchEvents({ filter: { attributes: { [key]: value } }, pageSize: 1000, pageToken }, bearer(auditor));
+    ids.push(...res.events.map((e) => e.id));
+    pageToken = res.nextPageToken;
+  } while (pageToken);
+  return ids;
+}
+
+describe("an acknowledged event survives a crash", () => {
+  const batch = Array.from({ length: 2000 }, (_, n) => sampleEvent(n, { id: `crash-${n}`, attributes: { run: "crash" } }));
+
+  it("has every acknowledged event after SIGKILL right after the ack", async () => {
+    const server = await startServer({ dataDir });
+    const { ingest } = connectClients(server.baseUrl, "grpc");
+    const res = await ingest.append({ events: batch }, bearer(await server.token("acme", ["writer"])));
+    expect(res.acceptedCount).toBe(2000n);
+    await server.crash();
+
+    const restarted = await startServer({ dataDir });
+    const ids = await countByAttribute(restarted, "run", "crash");
+    expect(new Set(ids)).toEqual(new Set(batch.map((e) => e.id)));
+    expect(ids).toHaveLength(2000);
+
+    // The client never saw that ack (say) and retries the whole batch: stored once.
+    const retry = await connectClients(restarted.baseUrl, "grpc").ingest.append(
+      { events: batch },
+      bearer(await restarted.token("acme", ["writer"])),
+    );
+    expect(retry).toMatchObject({ acceptedCount: 2000n, duplicateCount: 2000n });
+    expect(await countByAttribute(restarted, "run", "crash")).toHaveLength(2000);
+    expect(await restarted.stop()).toBe(0);
+  });
+
+  it("stores a retried id once, also inside one request and across protocols", async () => {
+    const server = await startServer({ dataDir });
+    const writer = await server.token("acme", ["writer"]);
+    const e = (id: string) => ({ id, type: "retry.test", action: "CREATE", actor: { id: "u" }, attributes: { run: "retry" } });
+    const first = await postJson(server.baseUrl, "auditlog.v1.IngestService/Append", { events: [e("r-1"), e("r-1"), e("r-2")] }, writer);
+    expect(first.json).toMatchObject({ acceptedCount: "3", duplicateCount: "1" });
+    const again = await connectClients(server.baseUrl, "connect-binary").ingest.append(
+      { events: [sampleEvent(1, { id: "r-2", attributes: { run: "retry" } }), sampleEvent(2, { id: "r-3", attributes: { run: "retry" } })] },
+      bearer(writer),
+    );
+    expect(again).toMatchObject({ acceptedCount: 2n, duplicateCount: 1n });
+    expect((await countByAttribute(server, "run", "retry")).sort()).toEqual(["r-1", "r-2", "r-3"]);
+    // The same id in another tenant is another event.
+    const other = await postJson(server.baseUrl, "auditlog.v1.IngestService/Append", { events: [e("r-1")] }, await server.token("globex", ["writer"]));
+    expect(other.json).toMatchObject({ acceptedCount: "1" });
+    expect(other.json.duplicateCount ?? "0").toBe("0");
+    expect(await server.stop()).toBe(0);
+  });
+});
+
+describe("graceful shutdown", () => {
+  it("commits what a stream sent before SIGTERM, answers it, then exits 0", async () => {
+    const server = await startServer({
+      dataDir,
+      env: { AUDITLOG_BATCH_MAX_DELAY_MS: "5000", AUDITLOG_BATCH_MAX_EVENTS: "100000", LOG_LEVEL: "debug" },
+    });
+    const client = grpcJsIngestClient(server.port);
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${await server.token("acme", ["writer"])}`);
+    let answered: unknown;
+    const done = new Promise<void>((resolve, reject) => {
+      const call = client.Ingest(md, (err: Error | null, res: unknown) => (err ? reject(err) : ((answered = res), resolve())));
+      call.write({ events: Array.from({ length: 300 }, (_, n) => ({ id: `term-${n}`, type: "term.test", action: "CREATE", actor: { id: "u" }, attributes: { run: "term" } })) });
+      call.end();
+    });
+    // The batch would wait 5 s for more events; SIGTERM must neither wait for that nor lose them.
+    await server.waitForLog((e) => e.msg === "events admitted" && e.admitted === 300);
+    const exit = server.stop();
+    await done;
+    expect(await exit).toBe(0);
+    expect(answered).toMatchObject({ acceptedCount: "300" });
+    client.close();
+
+    const restarted = await startServer({ dataDir });
+    expect(await countByAttribute(restarted, "run", "term")).toHaveLength(300);
+    await restarted.stop();
+  });
+});
+
+describe("when storage is unreachable", () => {
+  it("answers UNAVAILABLE, acknowledges nothing, reports not ready, and keeps serving", async () => {
+    // A ClickHouse URL where nothing listens: the real client, the real network, no server.
+    const blackhole = createServer();
+    await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", r));
+    const port = (blackhole.address() as AddressInfo).port;
+    await new Promise((r) => blackhole.close(r));
+    const server = await startServer({ env: { CLICKHOUSE_URL: `http://127.0.0.1:${port}` } });
+    const writer = await server.token("acme", ["writer"]);
+    const res = await postJson(server.baseUrl, "auditlog.v1.IngestService/Append", { events: [{ type: "x.y", action: "CREATE", actor: { id: "u" } }] }, writer);
+    expect(res.status).toBe(503);
+    expect(res.json.code).toBe("unavailable");
+    expect(res.json.message).toMatch(/^storage is not ready yet \(.*\); retry shortly$/);
+    const health = await fetch(`${server.baseUrl}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: "unavailable" });
+    const search = await postJson(server.baseUrl, "auditlog.v1.QueryService/SearchEvents", {}, await server.token("acme", ["auditor"]));
+    expect(search.status).toBe(503);
+    expect(await server.stop()).toBe(0);
+    removeDataDir(server.dataDir);
+  });
+});
