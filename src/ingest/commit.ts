@@ -38,16 +38,29 @@ export function createCommitter(deps: { client: ClickHouseClient; retentionDays:
       seen.add(key);
       if (clientId) lookups.push({ tenantId: record.tenantId, id: record.id });
     });
+    const startedAt = performance.now();
     try {
       const existing = await findStoredIds(deps.client, lookups);
+      const lookedUpAt = performance.now();
       const rows: unknown[][] = [];
       batch.forEach(({ record }, i) => {
         if (stored[i] && existing.has(idKey(record.tenantId, record.id))) stored[i] = false;
         if (stored[i]) rows.push(toInsertRow(record, receivedAtUs, deps.retentionDays));
       });
+      const serializedAt = performance.now();
       if (rows.length > 0) await insertEventRows(deps.client, rows);
       committedUpToUs = receivedAtUs;
-      deps.log.debug({ events: batch.length, inserted: rows.length }, "batch committed");
+      const ms = (t: number) => Math.round(t * 10) / 10;
+      deps.log.debug(
+        {
+          events: batch.length,
+          inserted: rows.length,
+          lookupMs: ms(lookedUpAt - startedAt),
+          rowsMs: ms(serializedAt - lookedUpAt),
+          insertMs: ms(performance.now() - serializedAt),
+        },
+        "batch committed",
+      );
       return stored;
     } catch (err) {
       throw unavailable("storage did not accept the events; none of them is acknowledged; retry with the same event ids", err);

@@ -10,6 +10,7 @@ export const ROOT = resolve(import.meta.dirname, "../..");
 export const TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789";
 
 export interface TestServer {
+  pid: number;
   port: number;
   baseUrl: string;
   dataDir: string;
@@ -54,6 +55,10 @@ export async function startServer(options: { dataDir?: string; env?: Record<stri
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // A failed assertion skips stop(); never leave a server behind the test process.
+  const reap = () => child.kill("SIGKILL");
+  process.once("exit", reap);
+  child.once("exit", () => process.off("exit", reap));
   const logs: Record<string, unknown>[] = [];
   const watchers: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
   let stderr = "";
@@ -76,6 +81,7 @@ export async function startServer(options: { dataDir?: string; env?: Record<stri
   });
   const secret = options.env?.AUDITLOG_JWT_SECRET ?? TEST_SECRET;
   return {
+    pid: child.pid!,
     port,
     baseUrl: `http://127.0.0.1:${port}`,
     dataDir,

@@ -1,0 +1,145 @@
+/**
+ * Ingest benchmark: `npm run bench` (or `npm run bench:ingest`).
+ *
+ * Starts the real server on a fresh data directory and drives it from
+ * separate client processes over gRPC; in the same run, inserts the same kind
+ * of rows straight into chDB for a baseline. Prints a table and appends it to
+ * bench/RESULTS.md. Absolute numbers depend on the machine; compare the rows
+ * of one run with each other.
+ *
+ * BENCH_EVENTS (default 300000) events per scenario.
+ */
+import { execFile } from "node:child_process";
+import { appendFileSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { mintToken } from "../src/auth/token.ts";
+import { removeDataDir, ROOT, startServer, tempDataDir, TEST_SECRET } from "../test/helpers/server.ts";
+
+const run = promisify(execFile);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 300_000);
+const CLIENT_PROCESSES = 2;
+
+interface Scenario {
+  name: string;
+  env: Record<string, string>;
+  streamsPerProcess: number;
+  perMessage: number;
+  /** Total events/s offered by all clients; 0 = as fast as they can. */
+  rate?: number;
+}
+
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) * 1024;
+}
+
+/** User + system CPU of a process so far, from /proc (clock ticks are 1/100 s on Linux). */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function du(dir: string): Promise<number> {
+  const { stdout } = await run("du", ["-sb", dir]);
+  return Number(stdout.split(/\s/)[0]);
+}
+
+async function scenario(s: Scenario) {
+  const dataDir = tempDataDir();
+  const server = await startServer({ dataDir, env: { ...s.env } });
+  const pid = server.pid;
+  const token = await mintToken(TEST_SECRET, { tenant: "", roles: ["admin"], subject: "bench", ttlSeconds: 3600 }, { tenant: "tenant", roles: "roles" });
+  let peakRss = rssOf(pid);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssOf(pid))), 100);
+  const perProcess = Math.ceil(EVENTS / CLIENT_PROCESSES);
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: CLIENT_PROCESSES }, () =>
+      run(process.execPath, [
+        "--import", "tsx", join(ROOT, "bench/load-client.ts"), server.baseUrl, token, String(perProcess),
+        String(s.streamsPerProcess), String(s.perMessage), String((s.rate ?? 0) / CLIENT_PROCESSES),
+      ], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }).then((r) => JSON.parse(r.stdout) as { acked: number; latenciesMs: number[] }),
+    ),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  const steadyRss = rssOf(pid);
+  const serverCpuSeconds = cpuSecondsOf(pid);
+  await server.stop();
+  const acked = results.reduce((n, r) => n + r.acked, 0);
+  const latencies = results.flatMap((r) => r.latenciesMs);
+  const row = {
+    scenario: s.name,
+    eventsPerSec: Math.round(acked / seconds),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    peakRss,
+    steadyRss,
+    cpuMsPer10k: (serverCpuSeconds * 1000 * 10_000) / acked,
+    disk: await du(join(dataDir, "chdb")),
+    acked,
+  };
+  removeDataDir(dataDir);
+  return row;
+}
+
+async function rawBaseline() {
+  const dataDir = tempDataDir();
+  const { stdout } = await run(process.execPath, ["--import", "tsx", join(ROOT, "bench/raw-insert.ts"), dataDir, String(EVENTS)], { cwd: ROOT });
+  const { rows, seconds } = JSON.parse(stdout) as { rows: number; seconds: number };
+  const disk = await du(join(dataDir, "chdb"));
+  removeDataDir(dataDir);
+  return { eventsPerSec: Math.round(rows / seconds), disk };
+}
+
+async function main() {
+  const scenarios: Scenario[] = [
+    { name: "gRPC stream, 500/msg, 4 streams, batch 10k/100ms (default)", env: {}, streamsPerProcess: 2, perMessage: 500 },
+    { name: "same, batch 10k/20ms", env: { AUDITLOG_BATCH_MAX_DELAY_MS: "20" }, streamsPerProcess: 2, perMessage: 500 },
+    { name: "same, batch 10k/250ms", env: { AUDITLOG_BATCH_MAX_DELAY_MS: "250" }, streamsPerProcess: 2, perMessage: 500 },
+    { name: "same, batch 2k/100ms", env: { AUDITLOG_BATCH_MAX_EVENTS: "2000" }, streamsPerProcess: 2, perMessage: 500 },
+    { name: "same, batch 50k/100ms", env: { AUDITLOG_BATCH_MAX_EVENTS: "50000" }, streamsPerProcess: 2, perMessage: 500 },
+    { name: "gRPC stream, 100/msg, 8 streams", env: {}, streamsPerProcess: 4, perMessage: 100 },
+    { name: "same, fsync off", env: { AUDITLOG_FSYNC: "false" }, streamsPerProcess: 2, perMessage: 500 },
+  ];
+  const raw = await rawBaseline();
+  console.log(`raw chDB insert baseline: ${raw.eventsPerSec} events/s`);
+  const rows = [];
+  for (const s of scenarios) {
+    const r = await scenario(s);
+    rows.push(r);
+    console.log(`${s.name}: ${r.eventsPerSec} events/s, ack p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms`);
+  }
+  const max = rows[0].eventsPerSec;
+  const half = await scenario({ ...scenarios[0], name: `default, offered 50% of max (${Math.round(max / 2)}/s)`, rate: Math.round(max / 2) });
+  rows.push(half);
+
+  const versions = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")).packages;
+  const table = [
+    `## Ingest — ${new Date().toISOString().slice(0, 16)}Z`,
+    "",
+    `Node ${process.version}, chdb ${versions["node_modules/chdb"].version}, ${cpus().length} cores (${cpus()[0].model}); ` +
+      `${EVENTS} events per scenario from ${CLIENT_PROCESSES} client processes; ack latency = one stream of 20 messages, first send → response.`,
+    "",
+    `Raw baseline (same rows straight into chDB, 10k per INSERT, one process): **${raw.eventsPerSec} events/s**, ${mib(raw.disk)} MiB on disk.`,
+    "",
+    "| scenario | events/s | vs raw | ack p50 ms | ack p99 ms | server RSS peak MiB | RSS after MiB | server CPU ms / 10k events | MiB on disk |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...rows.map((r) =>
+      `| ${r.scenario} | ${r.eventsPerSec} | ${((r.eventsPerSec / raw.eventsPerSec) * 100).toFixed(0)}% | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${mib(r.peakRss)} | ${mib(r.steadyRss)} | ${r.cpuMsPer10k.toFixed(0)} | ${mib(r.disk)} |`,
+    ),
+    "",
+  ].join("\n");
+  console.log("\n" + table);
+  appendFileSync(join(ROOT, "bench/RESULTS.md"), "\n" + table);
+}
+
+await main();

@@ -1,0 +1,87 @@
+/**
+ * One load-generating client process: streams realistic events to a running
+ * server over gRPC (HTTP/2, @grpc/grpc-js) and prints one JSON line: how many
+ * events were acknowledged, and each stream's ack latency (send of its first
+ * message → response).
+ *
+ *   node --import tsx bench/load-client.ts URL TOKEN EVENTS STREAMS PER_MESSAGE [RATE]
+ *
+ * Encoding protobuf costs a JS client more CPU than the server spends storing
+ * the events, so a pool of requests is encoded once and the bytes are sent
+ * again and again (ids are left to the server, so repeats are new events).
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
+import { IngestRequestSchema, IngestResponseSchema, type IngestResponse } from "../gen/auditlog/v1/ingest_pb.js";
+import { realisticEvent } from "./realistic-events.ts";
+
+const [url, token, eventsArg, streamsArg, perMessageArg, rateArg] = process.argv.slice(2);
+const totalEvents = Number(eventsArg);
+const streams = Number(streamsArg);
+const perMessage = Number(perMessageArg);
+/** Events per second for this process; 0 = as fast as possible. */
+const rate = Number(rateArg ?? 0);
+/** Each stream sends this many messages, then ends and waits for its ack. */
+const MESSAGES_PER_STREAM = 20;
+const POOL = 40;
+
+const pool = Array.from({ length: POOL }, (_, m) =>
+  Buffer.from(
+    toBinary(
+      IngestRequestSchema,
+      create(IngestRequestSchema, {
+        events: Array.from({ length: perMessage }, (_, i) => create(EventSchema, realisticEvent(process.pid * 1e6 + m * perMessage + i))),
+      }),
+    ),
+  ),
+);
+
+const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure(), {
+  "grpc.max_send_message_length": 64 * 1024 * 1024,
+});
+const metadata = new grpc.Metadata();
+metadata.set("authorization", `Bearer ${token}`);
+
+const latenciesMs: number[] = [];
+let sent = 0;
+let acked = 0;
+const started = performance.now();
+
+async function ingestOnce(messages: number, offset: number): Promise<IngestResponse> {
+  return new Promise((resolve, reject) => {
+    const call = client.makeClientStreamRequest<Buffer, IngestResponse>(
+      "/auditlog.v1.IngestService/Ingest",
+      (b) => b,
+      (b) => fromBinary(IngestResponseSchema, b),
+      metadata,
+      (err, res) => (err ? reject(err) : resolve(res!)),
+    );
+    (async () => {
+      for (let m = 0; m < messages; m++) {
+        sent += perMessage;
+        if (rate > 0) {
+          const wait = started + (sent / rate) * 1000 - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        if (!call.write(pool[(offset + m) % POOL])) await new Promise((r) => call.once("drain", r));
+      }
+      call.end();
+    })().catch(reject);
+  });
+}
+
+async function worker(w: number) {
+  const perStream = perMessage * MESSAGES_PER_STREAM;
+  for (let offset = w * perStream; offset < totalEvents; offset += streams * perStream) {
+    const messages = Math.min(MESSAGES_PER_STREAM, Math.ceil((totalEvents - offset) / perMessage));
+    const t0 = performance.now();
+    const res = await ingestOnce(messages, offset / perMessage);
+    latenciesMs.push(performance.now() - t0);
+    acked += Number(res.acceptedCount);
+  }
+}
+
+await Promise.all(Array.from({ length: streams }, (_, w) => worker(w)));
+client.close();
+process.stdout.write(JSON.stringify({ acked, seconds: (performance.now() - started) / 1000, latenciesMs }) + "\n");

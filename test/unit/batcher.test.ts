@@ -1,0 +1,445 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { AuditlogError } from "../../src/errors.ts";
+import { Batcher, type BatcherOptions } from "../../src/ingest/batcher.ts";
+
+/**
+ * An in-memory commit step. Every batch it receives is recorded; in "auto"
+ * mode it stores the batch at once, in "manual" mode each batch waits until
+ * the test calls `succeed()` or `fail()`. An item named `dup-...` counts as
+ * already stored (false); anything else as newly stored (true).
+ */
+class Store {
+  readonly batches: string[][] = [];
+  #pending: { items: string[]; resolve: (r: boolean[]) => void; reject: (e: unknown) => void }[] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  failNext: unknown = undefined;
+
+  constructor(private readonly mode: "auto" | "manual") {}
+
+  readonly commit = (items: string[]): Promise<boolean[]> => {
+    this.batches.push([...items]);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const results = items.map((item) => !item.startsWith("dup"));
+    if (this.mode === "auto") {
+      const failure = this.failNext;
+      this.failNext = undefined;
+      return Promise.resolve().then(() => {
+        this.inFlight--;
+        if (failure !== undefined) throw failure;
+        return results;
+      });
+    }
+    return new Promise<boolean[]>((resolve, reject) => {
+      this.#pending.push({ items, resolve, reject });
+    });
+  };
+
+  get waiting(): number {
+    return this.#pending.length;
+  }
+
+  /** Stores the oldest batch still waiting. */
+  async succeed(): Promise<void> {
+    const next = this.#pending.shift();
+    if (!next) throw new Error("no batch is waiting");
+    this.inFlight--;
+    next.resolve(next.items.map((item) => !item.startsWith("dup")));
+    await settle();
+  }
+
+  /** Fails the oldest batch still waiting. */
+  async fail(err: unknown): Promise<void> {
+    const next = this.#pending.shift();
+    if (!next) throw new Error("no batch is waiting");
+    this.inFlight--;
+    next.reject(err);
+    await settle();
+  }
+}
+
+/** Lets every pending promise callback run (setImmediate is not faked below). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Observes a promise without waiting for it, and without leaving a rejection unhandled. */
+function track<T>(promise: Promise<T>) {
+  const state: { status: "pending" | "fulfilled" | "rejected"; value?: T; error?: unknown } = { status: "pending" };
+  promise.then(
+    (value) => Object.assign(state, { status: "fulfilled", value }),
+    (error) => Object.assign(state, { status: "rejected", error }),
+  );
+  return state;
+}
+
+/** Submits and waits for admission; returns the tracked commit promise. */
+async function submitted(batcher: Batcher<string>, items: string[]) {
+  const { committed } = await batcher.submit(items);
+  return track(committed);
+}
+
+const options = (o: Partial<BatcherOptions> = {}): BatcherOptions => ({ maxBatch: 100, maxDelayMs: 100, maxOutstanding: 1000, ...o });
+const items = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("Batcher: flush by size", () => {
+  it("never commits more than maxBatch items at once", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 3, maxDelayMs: 1000 }), store.commit);
+    const c = await submitted(batcher, items("a", 7));
+    await settle();
+    expect(store.batches).toEqual([
+      ["a0", "a1", "a2"],
+      ["a3", "a4", "a5"],
+    ]);
+    expect(c.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1000);
+    await settle();
+    expect(store.batches.at(-1)).toEqual(["a6"]);
+    expect(store.batches.every((b) => b.length <= 3)).toBe(true);
+    expect(c.status).toBe("fulfilled");
+    expect(c.value).toHaveLength(7);
+  });
+
+  it("commits a full batch without waiting for the timer", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 60_000 }), store.commit);
+    const first = await submitted(batcher, ["a"]);
+    await settle();
+    expect(store.batches).toEqual([]);
+    const second = await submitted(batcher, ["b"]);
+    await settle();
+    expect(store.batches).toEqual([["a", "b"]]);
+    expect(first.status).toBe("fulfilled");
+    expect(second.status).toBe("fulfilled");
+  });
+
+  it("gathers items from different submits into one batch", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 4 }), store.commit);
+    await submitted(batcher, ["a", "b"]);
+    await submitted(batcher, ["c"]);
+    await submitted(batcher, ["d", "e"]);
+    await settle();
+    expect(store.batches[0]).toEqual(["a", "b", "c", "d"]);
+  });
+});
+
+describe("Batcher: flush by age", () => {
+  it("commits a lone item once it is maxDelayMs old", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit);
+    const c = await submitted(batcher, ["a"]);
+    await vi.advanceTimersByTimeAsync(50);
+    await settle();
+    expect(store.batches).toEqual([]);
+    expect(c.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(50);
+    await settle();
+    expect(store.batches).toEqual([["a"]]);
+    expect(c).toMatchObject({ status: "fulfilled", value: [true] });
+  });
+
+  it("measures age from the oldest waiting item", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit);
+    await submitted(batcher, ["old"]);
+    await vi.advanceTimersByTimeAsync(60);
+    await submitted(batcher, ["young"]);
+    await vi.advanceTimersByTimeAsync(40);
+    await settle();
+    expect(store.batches).toEqual([["old", "young"]]);
+  });
+
+  it("commits items that aged while another batch was in flight as soon as it finishes", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 100 }), store.commit);
+    await submitted(batcher, ["a", "b"]);
+    await settle();
+    expect(store.batches).toHaveLength(1);
+    const late = await submitted(batcher, ["c"]);
+    await vi.advanceTimersByTimeAsync(500);
+    await settle();
+    expect(store.batches).toHaveLength(1); // still one commit at a time
+    await store.succeed();
+    expect(store.batches).toEqual([["a", "b"], ["c"]]);
+    await store.succeed();
+    expect(late.status).toBe("fulfilled");
+  });
+});
+
+describe("Batcher: one commit at a time", () => {
+  it("starts the next batch only after the previous commit finished", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
+    const c = await submitted(batcher, items("x", 6));
+    await settle();
+    expect(store.batches).toEqual([["x0", "x1"]]);
+    await vi.advanceTimersByTimeAsync(1000);
+    await settle();
+    expect(store.batches).toHaveLength(1);
+    await store.succeed();
+    expect(store.batches).toHaveLength(2);
+    await store.succeed();
+    expect(store.batches).toHaveLength(3);
+    await store.succeed();
+    expect(store.maxInFlight).toBe(1);
+    expect(c.status).toBe("fulfilled");
+  });
+});
+
+describe("Batcher: results", () => {
+  it("resolves each submit with its own items' results, in order", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 5 }), store.commit);
+    const one = await submitted(batcher, ["a", "dup-b"]);
+    const two = await submitted(batcher, ["dup-c", "d", "e"]);
+    await settle();
+    expect(store.batches).toEqual([["a", "dup-b", "dup-c", "d", "e"]]);
+    expect(one.value).toEqual([true, false]);
+    expect(two.value).toEqual([false, true, true]);
+  });
+
+  it("resolves a submit split across two batches only after both, with results in submit order", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 3 }), store.commit);
+    const first = await submitted(batcher, ["a", "b"]);
+    const split = await submitted(batcher, ["dup-c", "d", "e", "dup-f"]);
+    await settle();
+    expect(store.batches).toEqual([["a", "b", "dup-c"]]);
+    await store.succeed();
+    expect(first).toMatchObject({ status: "fulfilled", value: [true, true] });
+    expect(split.status).toBe("pending");
+    expect(store.batches[1]).toEqual(["d", "e", "dup-f"]);
+    await store.succeed();
+    expect(split).toMatchObject({ status: "fulfilled", value: [false, true, true, false] });
+  });
+
+  it("resolves an empty submit at once without committing anything", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options(), store.commit);
+    const { committed } = await batcher.submit([]);
+    await expect(committed).resolves.toEqual([]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(store.batches).toEqual([]);
+  });
+});
+
+describe("Batcher: backpressure", () => {
+  it("holds a submit that would exceed maxOutstanding until a commit releases room", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 3, maxOutstanding: 4 }), store.commit);
+    await submitted(batcher, ["a", "b", "c"]);
+    expect(batcher.outstanding).toBe(3);
+    const admission = track(batcher.submit(["d", "e"]));
+    await settle();
+    expect(admission.status).toBe("pending");
+    expect(batcher.outstanding).toBe(3);
+    await store.succeed();
+    expect(admission.status).toBe("fulfilled");
+    expect(batcher.outstanding).toBe(2);
+  });
+
+  it("admits a submit that exactly fills maxOutstanding at once", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 10, maxOutstanding: 4 }), store.commit);
+    await submitted(batcher, ["a", "b"]);
+    const admission = track(batcher.submit(["c", "d"]));
+    await settle();
+    expect(admission.status).toBe("fulfilled");
+    expect(batcher.outstanding).toBe(4);
+  });
+
+  it("admits waiting submits in FIFO order, even when a later one would fit sooner", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 3, maxOutstanding: 4 }), store.commit);
+    await submitted(batcher, ["a", "b", "c"]); // outstanding 3
+    const order: string[] = [];
+    const big = track(batcher.submit(["big1", "big2"]).then((r) => (order.push("big"), r)));
+    const small = track(batcher.submit(["small"]).then((r) => (order.push("small"), r))); // 3 + 1 fits, but big is first
+    await settle();
+    expect(big.status).toBe("pending");
+    expect(small.status).toBe("pending");
+    await store.succeed(); // releases 3
+    expect(order).toEqual(["big", "small"]);
+    expect(batcher.outstanding).toBe(3);
+  });
+
+  it("releases room as each batch commits, admitting waiters batch by batch", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 2, maxOutstanding: 4 }), store.commit);
+    await submitted(batcher, ["a", "b", "c", "d"]);
+    const waiter = track(batcher.submit(["e", "f", "g"]));
+    await settle();
+    await store.succeed(); // a, b: outstanding 2, still no room for 3
+    expect(waiter.status).toBe("pending");
+    await store.succeed(); // c, d: outstanding 0
+    expect(waiter.status).toBe("fulfilled");
+    expect(batcher.outstanding).toBe(3);
+  });
+
+  it("releases room when a commit fails", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 2, maxOutstanding: 2 }), store.commit);
+    const c = await submitted(batcher, ["a", "b"]);
+    const waiter = track(batcher.submit(["c"]));
+    await settle();
+    await store.fail(new Error("disk full"));
+    expect(c.status).toBe("rejected");
+    expect(waiter.status).toBe("fulfilled");
+  });
+});
+
+describe("Batcher: commit failure", () => {
+  it("rejects the submits in the failed batch with the commit's error", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
+    const failure = new Error("storage did not accept the events");
+    store.failNext = failure;
+    const c = await submitted(batcher, ["a", "b"]);
+    await settle();
+    expect(c.status).toBe("rejected");
+    expect(c.error).toBe(failure);
+    expect(batcher.outstanding).toBe(0);
+  });
+
+  it("keeps working for later submits", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
+    store.failNext = new Error("boom");
+    const failed = await submitted(batcher, ["a", "b"]);
+    await settle();
+    const later = await submitted(batcher, ["c", "dup-d"]);
+    await settle();
+    expect(failed.status).toBe("rejected");
+    expect(later).toMatchObject({ status: "fulfilled", value: [true, false] });
+  });
+
+  it("does not affect submits committed in another batch", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
+    const first = await submitted(batcher, ["a", "b"]);
+    const second = await submitted(batcher, ["c"]);
+    await settle();
+    await store.fail(new Error("boom"));
+    await vi.advanceTimersByTimeAsync(100);
+    await settle();
+    await store.succeed();
+    expect(first.status).toBe("rejected");
+    expect(second).toMatchObject({ status: "fulfilled", value: [true] });
+  });
+
+  it("rejects a submit split across batches when either batch fails", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
+    const split = await submitted(batcher, ["a", "b", "c"]);
+    await settle();
+    await store.succeed();
+    expect(split.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(100);
+    await settle();
+    await store.fail(new Error("second half lost"));
+    expect(split.status).toBe("rejected");
+    expect((split.error as Error).message).toBe("second half lost");
+  });
+});
+
+describe("Batcher: flushPromptly", () => {
+  it("commits waiting items without waiting for their age", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 60_000 }), store.commit);
+    const c = await submitted(batcher, ["a"]);
+    await settle();
+    expect(store.batches).toEqual([]);
+    batcher.flushPromptly();
+    await settle();
+    expect(store.batches).toEqual([["a"]]);
+    expect(c.status).toBe("fulfilled");
+  });
+
+  it("keeps committing later items promptly", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 60_000 }), store.commit);
+    batcher.flushPromptly();
+    const c = await submitted(batcher, ["b"]);
+    await settle();
+    expect(store.batches).toEqual([["b"]]);
+    expect(c.status).toBe("fulfilled");
+  });
+});
+
+describe("Batcher: close", () => {
+  it("commits everything admitted before resolving", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 60_000 }), store.commit);
+    const one = await submitted(batcher, ["a"]);
+    await settle();
+    const two = await submitted(batcher, ["b", "c", "d", "e"]);
+    await batcher.close();
+    expect(store.batches.flat()).toEqual(["a", "b", "c", "d", "e"]);
+    expect(store.batches.every((b) => b.length <= 2)).toBe(true);
+    await settle();
+    expect(one.status).toBe("fulfilled");
+    expect(two.status).toBe("fulfilled");
+    expect(batcher.outstanding).toBe(0);
+  });
+
+  it("waits for a commit already in flight", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 1 }), store.commit);
+    const c = await submitted(batcher, ["a", "b"]);
+    await settle();
+    const closed = track(batcher.close());
+    await settle();
+    expect(closed.status).toBe("pending");
+    await store.succeed();
+    expect(closed.status).toBe("pending");
+    await store.succeed();
+    expect(closed.status).toBe("fulfilled");
+    expect(c.status).toBe("fulfilled");
+  });
+
+  it("makes later submits reject with an unavailable AuditlogError", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options(), store.commit);
+    await batcher.close();
+    const err = await batcher.submit(["late"]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AuditlogError);
+    expect((err as AuditlogError).kind).toBe("unavailable");
+    expect((err as AuditlogError).message).toContain("shutting down");
+    expect(store.batches).toEqual([]);
+  });
+
+  it("rejects submits still waiting for room, and commits the admitted ones", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 10, maxDelayMs: 60_000, maxOutstanding: 2 }), store.commit);
+    const admitted = await submitted(batcher, ["a", "b"]);
+    const waiting = track(batcher.submit(["c"]));
+    await settle();
+    expect(waiting.status).toBe("pending");
+    await batcher.close();
+    await settle();
+    expect(waiting.status).toBe("rejected");
+    expect(waiting.error).toBeInstanceOf(AuditlogError);
+    expect((waiting.error as AuditlogError).kind).toBe("unavailable");
+    expect(admitted).toMatchObject({ status: "fulfilled", value: [true, true] });
+    expect(store.batches).toEqual([["a", "b"]]);
+    expect(batcher.outstanding).toBe(0);
+  });
+
+  it("resolves at once when nothing is waiting", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options(), store.commit);
+    await expect(batcher.close()).resolves.toBeUndefined();
+    expect(store.batches).toEqual([]);
+  });
+});

@@ -1,0 +1,194 @@
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error("expected loadConfig to throw");
+}
+
+describe("loadConfig: defaults", () => {
+  it("serves on 0.0.0.0:8080 from ./data with an embedded store", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 8080,
+      host: "0.0.0.0",
+      dataDir: resolve("./data"),
+      logLevel: "info",
+      shutdownGraceMs: 10_000,
+      store: { kind: "chdb", path: resolve("./data", "chdb"), retentionDays: 90, dedupWindowDays: 7, fsync: true },
+    });
+    expect(config.tls).toBeUndefined();
+  });
+
+  it("has the documented auth defaults", () => {
+    expect(loadConfig({}).auth).toEqual({
+      secret: undefined,
+      jwksUrl: undefined,
+      publicKeyPem: undefined,
+      issuer: undefined,
+      audience: undefined,
+      tenantClaim: "tenant",
+      rolesClaim: "roles",
+      clockToleranceSec: 30,
+    });
+  });
+
+  it("has the documented ingest and query defaults", () => {
+    const config = loadConfig({});
+    expect(config.ingest).toEqual({
+      batchMaxEvents: 10_000,
+      batchMaxDelayMs: 100,
+      queueMaxEvents: 100_000,
+      maxEventsPerRequest: 10_000,
+      maxRequestBytes: 16 * 1024 * 1024,
+      limits: {
+        maxEventBytes: 64 * 1024,
+        maxMessageBytes: 8 * 1024,
+        maxAttributes: 64,
+        maxAttributeKeyBytes: 128,
+        maxAttributeValueBytes: 4 * 1024,
+        maxStateBytes: 32 * 1024,
+        maxFieldBytes: 256,
+        maxFutureSkewMs: 5 * 60 * 1000,
+      },
+    });
+    expect(config.query).toEqual({ defaultPageSize: 50, maxPageSize: 1000 });
+  });
+
+  it("treats an empty variable as unset", () => {
+    const config = loadConfig({ PORT: "", HOST: "", AUDITLOG_FSYNC: "", CLICKHOUSE_URL: "", AUDITLOG_JWT_SECRET: "" });
+    expect(config.port).toBe(8080);
+    expect(config.host).toBe("0.0.0.0");
+    expect(config.store.kind).toBe("chdb");
+    expect(config.store.fsync).toBe(true);
+    expect(config.auth.secret).toBeUndefined();
+  });
+});
+
+describe("loadConfig: overrides", () => {
+  it("reads numbers, strings and the data dir", () => {
+    const config = loadConfig({
+      PORT: "9090",
+      HOST: "127.0.0.1",
+      AUDITLOG_DATA_DIR: "/var/lib/auditlog",
+      LOG_LEVEL: "debug",
+      AUDITLOG_RETENTION_DAYS: "365",
+      AUDITLOG_BATCH_MAX_DELAY_MS: "5",
+      AUDITLOG_MAX_EVENT_BYTES: "2048",
+      AUDITLOG_JWT_SECRET: "s3cret",
+      AUDITLOG_JWT_ISSUER: "https://issuer",
+      AUDITLOG_JWT_TENANT_CLAIM: "org",
+    });
+    expect(config.port).toBe(9090);
+    expect(config.host).toBe("127.0.0.1");
+    expect(config.dataDir).toBe("/var/lib/auditlog");
+    expect(config.store).toMatchObject({ kind: "chdb", path: "/var/lib/auditlog/chdb", retentionDays: 365 });
+    expect(config.logLevel).toBe("debug");
+    expect(config.ingest.batchMaxDelayMs).toBe(5);
+    expect(config.ingest.limits.maxEventBytes).toBe(2048);
+    expect(config.auth).toMatchObject({ secret: "s3cret", issuer: "https://issuer", tenantClaim: "org", rolesClaim: "roles" });
+  });
+
+  it("accepts the bounds of a range", () => {
+    expect(loadConfig({ PORT: "0" }).port).toBe(0);
+    expect(loadConfig({ PORT: "65535" }).port).toBe(65535);
+  });
+
+  it.each([
+    ["1", true],
+    ["true", true],
+    ["YES", true],
+    ["on", true],
+    ["0", false],
+    ["false", false],
+    ["No", false],
+    ["off", false],
+  ])("reads AUDITLOG_FSYNC=%j as %s", (raw, value) => {
+    expect(loadConfig({ AUDITLOG_FSYNC: raw }).store.fsync).toBe(value);
+  });
+
+  it("rejects a boolean it does not understand", () => {
+    expect(configError({ AUDITLOG_FSYNC: "maybe" }).message).toBe('AUDITLOG_FSYNC must be true or false, got "maybe"');
+  });
+});
+
+describe("loadConfig: integer validation", () => {
+  it.each([
+    ["PORT", "abc", 0, 65535],
+    ["PORT", "70000", 0, 65535],
+    ["PORT", "-1", 0, 65535],
+    ["PORT", "80.5", 0, 65535],
+    ["AUDITLOG_RETENTION_DAYS", "0", 1, 36500],
+    ["AUDITLOG_BATCH_MAX_EVENTS", "0", 1, 1_000_000],
+    ["AUDITLOG_BATCH_MAX_DELAY_MS", "60001", 1, 60_000],
+    ["AUDITLOG_MAX_EVENT_BYTES", "1023", 1024, 16 * 1024 * 1024],
+    ["AUDITLOG_MAX_REQUEST_BYTES", "lots", 1024, 256 * 1024 * 1024],
+    ["AUDITLOG_SHUTDOWN_GRACE_MS", "NaN", 0, 600_000],
+    ["AUDITLOG_JWT_CLOCK_TOLERANCE_SEC", "3601", 0, 3600],
+  ])("rejects %s=%j, naming the variable and its range", (name, raw, min, max) => {
+    const err = configError({ [name]: raw });
+    expect(err.message).toBe(`${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(raw)}`);
+  });
+});
+
+describe("loadConfig: ClickHouse server", () => {
+  it("switches the store to a server when CLICKHOUSE_URL is set", () => {
+    const config = loadConfig({ CLICKHOUSE_URL: "http://ch:8123", AUDITLOG_RETENTION_DAYS: "30", AUDITLOG_FSYNC: "false" });
+    expect(config.store).toEqual({
+      kind: "server",
+      url: "http://ch:8123",
+      username: "default",
+      password: "",
+      database: "default",
+      retentionDays: 30,
+      dedupWindowDays: 7,
+      fsync: false,
+    });
+  });
+
+  it("reads the server credentials and database", () => {
+    const config = loadConfig({
+      CLICKHOUSE_URL: "https://ch.example:8443",
+      CLICKHOUSE_USER: "audit",
+      CLICKHOUSE_PASSWORD: "pw",
+      CLICKHOUSE_DATABASE: "audit_db",
+    });
+    expect(config.store).toMatchObject({ kind: "server", username: "audit", password: "pw", database: "audit_db" });
+  });
+});
+
+describe("loadConfig: TLS", () => {
+  it("enables TLS when both files are given", () => {
+    expect(loadConfig({ AUDITLOG_TLS_CERT: "/c.pem", AUDITLOG_TLS_KEY: "/k.pem" }).tls).toEqual({ certFile: "/c.pem", keyFile: "/k.pem" });
+  });
+
+  it.each([{ AUDITLOG_TLS_CERT: "/c.pem" }, { AUDITLOG_TLS_KEY: "/k.pem" }, { AUDITLOG_TLS_CERT: "/c.pem", AUDITLOG_TLS_KEY: "" }])(
+    "rejects one TLS file without the other (%o)",
+    (env) => {
+      expect(configError(env).message).toBe("AUDITLOG_TLS_CERT and AUDITLOG_TLS_KEY must be set together");
+    },
+  );
+});
+
+describe("loadConfig: queue size", () => {
+  it("rejects a queue smaller than the largest request", () => {
+    const err = configError({ AUDITLOG_QUEUE_MAX_EVENTS: "50", AUDITLOG_MAX_EVENTS_PER_REQUEST: "100" });
+    expect(err.message).toBe("AUDITLOG_QUEUE_MAX_EVENTS (50) must be at least AUDITLOG_MAX_EVENTS_PER_REQUEST (100)");
+  });
+
+  it("rejects a queue below the default request size", () => {
+    expect(configError({ AUDITLOG_QUEUE_MAX_EVENTS: "5000" }).message).toContain("AUDITLOG_MAX_EVENTS_PER_REQUEST (10000)");
+  });
+
+  it("accepts a queue exactly the size of the largest request", () => {
+    const config = loadConfig({ AUDITLOG_QUEUE_MAX_EVENTS: "100", AUDITLOG_MAX_EVENTS_PER_REQUEST: "100" });
+    expect(config.ingest.queueMaxEvents).toBe(100);
+    expect(config.ingest.maxEventsPerRequest).toBe(100);
+  });
+});

@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { parseDuration } from "../../src/auth/token.ts";
+import { uuidv7 } from "../../src/ingest/uuid7.ts";
+
+describe("parseDuration", () => {
+  it.each([
+    ["90s", 90],
+    ["15m", 900],
+    ["1h", 3600],
+    ["7d", 604_800],
+    ["0s", 0],
+    ["365d", 31_536_000],
+    [" 2h ", 7200],
+  ])("parses %j as %d seconds", (text, seconds) => {
+    expect(parseDuration(text)).toBe(seconds);
+  });
+
+  it.each(["", "10", "h", "1w", "1.5h", "-1h", "1 h", "1H", "1h30m", "1hh", "one h"])("rejects %j", (text) => {
+    expect(() => parseDuration(text)).toThrow(`invalid duration ${JSON.stringify(text)}; use e.g. 90s, 15m, 1h or 7d`);
+  });
+});
+
+describe("uuidv7", () => {
+  const FORMAT = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const millisOf = (id: string) => parseInt(id.replace(/-/g, "").slice(0, 12), 16);
+
+  it("has the UUID layout with version 7 and the RFC 9562 variant", () => {
+    for (let i = 0; i < 1000; i++) {
+      const id = uuidv7();
+      expect(id).toMatch(FORMAT);
+      const bytes = Buffer.from(id.replace(/-/g, ""), "hex");
+      expect(bytes[6] >> 4).toBe(7);
+      expect(bytes[8] >> 6).toBe(0b10);
+    }
+  });
+
+  it("starts with the given millisecond timestamp, big-endian", () => {
+    expect(uuidv7(0x0123456789ab).startsWith("01234567-89ab-7")).toBe(true);
+    expect(uuidv7(0).startsWith("00000000-0000-7")).toBe(true);
+    expect(uuidv7(2 ** 48 - 1).startsWith("ffffffff-ffff-7")).toBe(true);
+  });
+
+  it("defaults to the current time", () => {
+    const before = Date.now();
+    const id = uuidv7();
+    const after = Date.now();
+    expect(millisOf(id)).toBeGreaterThanOrEqual(before);
+    expect(millisOf(id)).toBeLessThanOrEqual(after);
+  });
+
+  it("sorts by timestamp", () => {
+    const base = Date.UTC(2026, 0, 1);
+    const ids = Array.from({ length: 300 }, (_, i) => uuidv7(base + i * 7));
+    expect([...ids].sort()).toEqual(ids);
+    const later = uuidv7(base + 1);
+    const earlier = uuidv7(base);
+    expect(earlier < later).toBe(true);
+  });
+
+  it("produces 10,000 distinct ids within one millisecond", () => {
+    const ids = new Set(Array.from({ length: 10_000 }, () => uuidv7(1_767_225_600_000)));
+    expect(ids.size).toBe(10_000);
+  });
+
+  it("does not change an id already returned when more are made", () => {
+    const first = uuidv7(1);
+    const copy = String(first);
+    for (let i = 0; i < 600; i++) uuidv7(2);
+    expect(first).toBe(copy);
+    expect(millisOf(first)).toBe(1);
+  });
+});
