@@ -127,7 +127,7 @@ async function main() {
     `## Ingest — ${new Date().toISOString().slice(0, 16)}Z`,
     "",
     `Node ${process.version}, chdb ${versions["node_modules/chdb"].version}, ${cpus().length} cores (${cpus()[0].model}); ` +
-      `${EVENTS} events per scenario from ${CLIENT_PROCESSES} client processes; ack latency = one stream of 20 messages, first send → response.`,
+      `${EVENTS} events per scenario from ${CLIENT_PROCESSES} client processes; ack latency = end of a stream (20 messages) → its acknowledgement.`,
     "",
     `Raw baseline (same rows straight into chDB, 10k per INSERT, one process): **${raw.eventsPerSec} events/s**, ${mib(raw.disk)} MiB on disk.`,
     "",

@@ -1,8 +1,8 @@
 /**
  * One load-generating client process: streams realistic events to a running
  * server over gRPC (HTTP/2, @grpc/grpc-js) and prints one JSON line: how many
- * events were acknowledged, and each stream's ack latency (send of its first
- * message → response).
+ * events were acknowledged, and each stream's ack latency: from the end of
+ * the stream (its last event sent) to the server's acknowledgement.
  *
  *   node --import tsx bench/load-client.ts URL TOKEN EVENTS STREAMS PER_MESSAGE [RATE]
  *
@@ -49,13 +49,18 @@ let acked = 0;
 const started = performance.now();
 
 async function ingestOnce(messages: number, offset: number): Promise<IngestResponse> {
-  return new Promise((resolve, reject) => {
+  let endedAt = 0;
+  return new Promise<IngestResponse>((resolve, reject) => {
     const call = client.makeClientStreamRequest<Buffer, IngestResponse>(
       "/auditlog.v1.IngestService/Ingest",
       (b) => b,
       (b) => fromBinary(IngestResponseSchema, b),
       metadata,
-      (err, res) => (err ? reject(err) : resolve(res!)),
+      (err, res) => {
+        if (err) return reject(err);
+        latenciesMs.push(performance.now() - endedAt);
+        resolve(res!);
+      },
     );
     (async () => {
       for (let m = 0; m < messages; m++) {
@@ -66,6 +71,7 @@ async function ingestOnce(messages: number, offset: number): Promise<IngestRespo
         }
         if (!call.write(pool[(offset + m) % POOL])) await new Promise((r) => call.once("drain", r));
       }
+      endedAt = performance.now();
       call.end();
     })().catch(reject);
   });
@@ -75,9 +81,7 @@ async function worker(w: number) {
   const perStream = perMessage * MESSAGES_PER_STREAM;
   for (let offset = w * perStream; offset < totalEvents; offset += streams * perStream) {
     const messages = Math.min(MESSAGES_PER_STREAM, Math.ceil((totalEvents - offset) / perMessage));
-    const t0 = performance.now();
     const res = await ingestOnce(messages, offset / perMessage);
-    latenciesMs.push(performance.now() - t0);
     acked += Number(res.acceptedCount);
   }
 }

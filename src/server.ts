@@ -1,4 +1,3 @@
-import * as http2 from "node:http2";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Logger } from "pino";
@@ -99,11 +98,19 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       if (--active === 0) onIdle?.();
     });
     if ("stream" in req) {
-      // An early answer (a body over the limit, a bad token) leaves the rest of
-      // an HTTP/2 request unread, and the stream open until the client gives
-      // up. Once the answer is sent, close the stream: nobody waits on it.
+      // An early answer (a body over the limit, a bad message) leaves the rest
+      // of an HTTP/2 request unread, and the stream open until the client gives
+      // up. Once the answer is written, drain what is left so the stream ends
+      // normally (gRPC trailers still go out after the data), and reset it if
+      // the client keeps it open anyway.
       req.stream.once("finish", () => {
-        if (!req.complete) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        if (req.complete) return;
+        req.resume();
+        setTimeout(() => {
+          // Destroy, not close: a stream the client has reset stays "closed"
+          // but undestroyed while its unread side waits for an end.
+          if (!req.stream.destroyed) req.stream.destroy();
+        }, 1000).unref();
       });
     }
     handler(req, res);

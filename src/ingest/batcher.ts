@@ -94,7 +94,7 @@ export class Batcher<T> {
       waiter.admit();
     }
     while (this.#flushing || this.#queue.length > 0) {
-      if (!this.#flushing) this.#flushing = this.#flush();
+      if (!this.#flushing) this.#startFlush();
       await this.#flushing;
     }
   }
@@ -124,7 +124,7 @@ export class Batcher<T> {
     if (this.#queue.length >= this.options.maxBatch || age >= this.options.maxDelayMs || this.#prompt || this.#closed) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
-      this.#flushing = this.#flush();
+      this.#startFlush();
     } else if (!this.#timer) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
@@ -133,8 +133,21 @@ export class Batcher<T> {
     }
   }
 
-  async #flush(): Promise<void> {
+  /**
+   * The bookkeeping runs in `.finally`, after `#flushing` is assigned, so a
+   * commit that throws synchronously cannot leave a settled promise behind
+   * that would block every later flush.
+   */
+  #startFlush(): void {
     const batch = this.#queue.splice(0, this.options.maxBatch);
+    this.#flushing = this.#flush(batch).finally(() => {
+      this.#flushing = undefined;
+      this.#release(batch.length);
+      this.#schedule();
+    });
+  }
+
+  async #flush(batch: Entry<T>[]): Promise<void> {
     try {
       const stored = await this.commit(batch.map((e) => e.item));
       for (let i = 0; i < batch.length; i++) {
@@ -152,10 +165,6 @@ export class Batcher<T> {
           group.reject(err);
         }
       }
-    } finally {
-      this.#flushing = undefined;
-      this.#release(batch.length);
-      this.#schedule();
     }
   }
 }

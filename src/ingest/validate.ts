@@ -129,7 +129,7 @@ function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimit
     after,
   } satisfies EventRecord;
 
-  const size = approximateBytes(record);
+  const size = eventBytes(record);
   if (size > limits.maxEventBytes) {
     reject("event", `the event is ${size} bytes; the limit is ${limits.maxEventBytes}. Move bulky content out of before/after/attributes`);
   }
@@ -155,9 +155,10 @@ function stateJson(field: string, value: object | undefined, max: number): strin
   return bounded(field, JSON.stringify(value), max);
 }
 
-function approximateBytes(r: EventRecord): number {
+/** UTF-8 bytes of the event's strings, attributes and state: what its limit counts. */
+function eventBytes(r: EventRecord): number {
   let n = 64;
-  for (const v of Object.values(r)) if (typeof v === "string") n += v.length;
-  for (const [k, v] of Object.entries(r.attributes)) n += k.length + v.length;
+  for (const v of Object.values(r)) if (typeof v === "string") n += byteLength(v);
+  for (const [k, v] of Object.entries(r.attributes)) n += byteLength(k) + byteLength(v);
   return n;
 }

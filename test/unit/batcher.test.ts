@@ -443,3 +443,22 @@ describe("Batcher: close", () => {
     expect(store.batches).toEqual([]);
   });
 });
+
+describe("Batcher: a commit step that throws synchronously", () => {
+  it("rejects that batch's callers and keeps committing later batches", async () => {
+    let calls = 0;
+    const committed: string[][] = [];
+    const batcher = new Batcher<string>(options({ maxBatch: 1, maxDelayMs: 1 }), (batch) => {
+      if (calls++ === 0) throw new Error("boom");
+      committed.push(batch);
+      return Promise.resolve(batch.map(() => true));
+    });
+    const first = await batcher.submit(["a"]);
+    await expect(first.committed).rejects.toThrow("boom");
+    const second = await batcher.submit(["b"]);
+    await expect(second.committed).resolves.toEqual([true]);
+    expect(committed).toEqual([["b"]]);
+    expect(batcher.outstanding).toBe(0);
+    await batcher.close();
+  });
+});

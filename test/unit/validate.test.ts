@@ -424,6 +424,15 @@ describe("validateEvent: before and after", () => {
 });
 
 describe("validateEvent: whole-event size", () => {
+  it("counts the limit in UTF-8 bytes, so multi-byte text cannot slip past it", () => {
+    // 40 values of 4,095 bytes each (1,365 × "€", 3 bytes): each fits, together ~164 KB.
+    const attributes = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${i}`, "€".repeat(1365)]));
+    const invalid = rejection(event({ attributes }));
+    expect(invalid.field).toBe("event");
+    expect(invalid.reason).toMatch(/^the event is \d+ bytes; the limit is 65536/);
+    expect(Number(/is (\d+) bytes/.exec(invalid.reason)![1])).toBeGreaterThan(40 * 4095);
+  });
+
   it("rejects an event whose parts each fit but together exceed maxEventBytes", () => {
     const big = { blob: "x".repeat(30_000) };
     const invalid = rejection(event({ before: big, after: big, message: "m".repeat(8000) }));

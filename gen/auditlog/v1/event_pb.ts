@@ -362,8 +362,9 @@ export type EventFilter = Message<"auditlog.v1.EventFilter"> & {
   text: string;
 
   /**
-   * Honoured for admins only (others are always scoped to their token's
-   * tenant). Empty for an admin means every tenant.
+   * Empty means the token's tenant; for an admin token without a tenant
+   * claim, every tenant. Naming a tenant other than the token's requires the
+   * admin role (PERMISSION_DENIED otherwise).
    *
    * @generated from field: string tenant_id = 14;
    */
