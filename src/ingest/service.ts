@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { EventRejectionSchema, type Event, type EventRejection } from "../../gen/auditlog/v1/event_pb.js";
 import { AppendResponseSchema, IngestResponseSchema, IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
-import { principalOf } from "../auth/context.ts";
-import { requireAnyRole, type Principal } from "../auth/principal.ts";
+import { callerWithRole } from "../auth/context.ts";
+import type { Principal } from "../auth/principal.ts";
 import { writeTenant } from "../auth/tenant-scope.ts";
 import type { Logger } from "pino";
 import type { EventLimits } from "../config.ts";
@@ -58,16 +58,12 @@ function prepare(events: Event[], firstIndex: number, principal: Principal, deps
 
 const countDuplicates = (stored: boolean[]) => stored.reduce((n, s) => (s ? n : n + 1), 0);
 
-function writer(ctx: HandlerContext, what: string): Principal {
-  const principal = principalOf(ctx);
-  requireAnyRole(principal, ["writer", "admin"], what);
-  return principal;
-}
+const WRITERS = ["writer", "admin"] as const;
 
 export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestService> {
   return {
     async append(req, ctx) {
-      const principal = writer(ctx, "Append");
+      const principal = callerWithRole(ctx, WRITERS, "Append");
       const { pending, positions, rejections } = prepare(req.events, 0, principal, deps);
       const stored = await (await deps.batcher.submit(pending)).committed;
       const ids = new Array<string>(req.events.length).fill("");
@@ -81,7 +77,7 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
     },
 
     async ingest(requests, ctx) {
-      const principal = writer(ctx, "Ingest");
+      const principal = callerWithRole(ctx, WRITERS, "Ingest");
       const commits: Promise<boolean[]>[] = [];
       const rejections: EventRejection[] = [];
       let failure: unknown;

@@ -1,10 +1,9 @@
 import { create, toJson } from "@bufbuild/protobuf";
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { EventFilterSchema } from "../../gen/auditlog/v1/event_pb.js";
 import { GetEventResponseSchema, QueryService, SearchEventsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
-import { principalOf } from "../auth/context.ts";
-import { requireAnyRole, type Principal } from "../auth/principal.ts";
+import { callerWithRole } from "../auth/context.ts";
 import { readScope } from "../auth/tenant-scope.ts";
 import type { QueryConfig } from "../config.ts";
 import { invalidArgument, notFound } from "../errors.ts";
@@ -19,16 +18,12 @@ export interface QueryDeps {
   config: QueryConfig;
 }
 
-function reader(ctx: HandlerContext, what: string): Principal {
-  const principal = principalOf(ctx);
-  requireAnyRole(principal, ["auditor", "admin"], what);
-  return principal;
-}
+const READERS = ["auditor", "admin"] as const;
 
 export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
   return {
     async searchEvents(req, ctx) {
-      const principal = reader(ctx, "SearchEvents");
+      const principal = callerWithRole(ctx, READERS, "SearchEvents");
       const { config } = deps;
       if (req.pageSize < 0 || req.pageSize > config.maxPageSize) {
         throw invalidArgument(`page_size must be within 1..${config.maxPageSize} (0 means ${config.defaultPageSize})`);
@@ -67,7 +62,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     },
 
     async getEvent(req, ctx) {
-      const principal = reader(ctx, "GetEvent");
+      const principal = callerWithRole(ctx, READERS, "GetEvent");
       if (!req.id) throw invalidArgument("id is required");
       const scope = readScope(principal, req.tenantId);
       const where = filterConditions(scope, undefined);
