@@ -45,10 +45,12 @@ export interface AuthConfig {
 export interface IngestConfig {
   /** Flush a batch once it holds this many events... */
   batchMaxEvents: number;
+  /** ...or this many bytes of events (keeps one INSERT well inside V8's string limit)... */
+  batchMaxBytes: number;
   /** ...or once its oldest event has waited this long. */
   batchMaxDelayMs: number;
-  /** Events admitted but not yet committed; beyond it, streams stop being read. */
-  queueMaxEvents: number;
+  /** Bytes of events admitted but not yet committed; beyond it, streams stop being read. */
+  queueMaxBytes: number;
   maxEventsPerRequest: number;
   /** Largest protobuf/JSON request body accepted on any protocol. */
   maxRequestBytes: number;
@@ -101,8 +103,10 @@ function str(env: Env, name: string): string | undefined {
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = resolve(str(env, "AUDITLOG_DATA_DIR") ?? "./data");
   const retentionDays = int(env, "AUDITLOG_RETENTION_DAYS", 90, 1, 36500);
-  const dedupWindowDays = int(env, "AUDITLOG_DEDUP_WINDOW_DAYS", 7, 1, 3650);
   const fsync = bool(env, "AUDITLOG_FSYNC", true);
+  // Remembering an id longer than its event is kept would acknowledge
+  // retries of events that are gone.
+  const dedupWindowDays = Math.min(int(env, "AUDITLOG_DEDUP_WINDOW_DAYS", 7, 1, 3650), retentionDays);
   const url = str(env, "CLICKHOUSE_URL");
   const store: StoreConfig = url
     ? {
@@ -123,15 +127,18 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("AUDITLOG_TLS_CERT and AUDITLOG_TLS_KEY must be set together");
   }
 
-  const maxRequestBytes = int(env, "AUDITLOG_MAX_REQUEST_BYTES", 16 * 1024 * 1024, 1024, 256 * 1024 * 1024);
-  const batchMaxEvents = int(env, "AUDITLOG_BATCH_MAX_EVENTS", 10_000, 1, 1_000_000);
-  const queueMaxEvents = int(env, "AUDITLOG_QUEUE_MAX_EVENTS", 100_000, 1, 10_000_000);
-  const maxEventsPerRequest = int(env, "AUDITLOG_MAX_EVENTS_PER_REQUEST", 10_000, 1, 1_000_000);
-  if (queueMaxEvents < maxEventsPerRequest) {
+  // Keys from an identity provider are shared with its other applications:
+  // without iss and aud, a token minted for any of them would be accepted.
+  const asymmetric = str(env, "AUDITLOG_JWT_JWKS_URL") ?? str(env, "AUDITLOG_JWT_PUBLIC_KEY");
+  if (asymmetric && !(str(env, "AUDITLOG_JWT_ISSUER") && str(env, "AUDITLOG_JWT_AUDIENCE"))) {
     throw new ConfigError(
-      `AUDITLOG_QUEUE_MAX_EVENTS (${queueMaxEvents}) must be at least AUDITLOG_MAX_EVENTS_PER_REQUEST (${maxEventsPerRequest})`,
+      "AUDITLOG_JWT_ISSUER and AUDITLOG_JWT_AUDIENCE are required with AUDITLOG_JWT_JWKS_URL or AUDITLOG_JWT_PUBLIC_KEY",
     );
   }
+
+  const maxRequestBytes = int(env, "AUDITLOG_MAX_REQUEST_BYTES", 16 * 1024 * 1024, 1024, 256 * 1024 * 1024);
+  const batchMaxEvents = int(env, "AUDITLOG_BATCH_MAX_EVENTS", 10_000, 1, 1_000_000);
+  const maxEventsPerRequest = int(env, "AUDITLOG_MAX_EVENTS_PER_REQUEST", 10_000, 1, 1_000_000);
 
   return {
     port: int(env, "PORT", 8080, 0, 65535),
@@ -153,8 +160,9 @@ export function loadConfig(env: Env = process.env): Config {
     },
     ingest: {
       batchMaxEvents,
+      batchMaxBytes: int(env, "AUDITLOG_BATCH_MAX_BYTES", 32 * 1024 * 1024, 1024, 256 * 1024 * 1024),
       batchMaxDelayMs: int(env, "AUDITLOG_BATCH_MAX_DELAY_MS", 100, 1, 60_000),
-      queueMaxEvents,
+      queueMaxBytes: int(env, "AUDITLOG_QUEUE_MAX_BYTES", 128 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
       maxEventsPerRequest,
       maxRequestBytes,
       limits: {

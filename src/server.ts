@@ -27,9 +27,8 @@ export interface ServerDeps {
 /** Until the schema is in place, say so instead of failing on a missing table. */
 function storeReadyInterceptor(store: StoreReadiness): Interceptor {
   return (next) => async (req) => {
-    if (!store.ready) {
-      throw unavailable(`storage is not ready yet (${store.lastError ?? "starting"}); retry shortly`);
-    }
+    // The store's own error (hosts, credentials, SQL) stays in the log.
+    if (!store.ready) throw unavailable("storage is not ready yet; retry shortly");
     return next(req);
   };
 }
@@ -47,7 +46,7 @@ function plainRoutes(deps: ServerDeps) {
     if (req.method === "GET" && path === "/healthz") {
       const ok = deps.store.ready && (await deps.client.ping()).success;
       res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-      res.end(JSON.stringify(ok ? { status: "ok" } : { status: "unavailable", reason: deps.store.lastError ?? "storage ping failed" }));
+      res.end(JSON.stringify({ status: ok ? "ok" : "unavailable" }));
       return;
     }
     res.writeHead(404, { "content-type": "application/json" });
@@ -57,14 +56,16 @@ function plainRoutes(deps: ServerDeps) {
 
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, log, client } = deps;
-  const committer = createCommitter({ client, retentionDays: config.store.retentionDays, log });
+  const commit = createCommitter({ client, retentionDays: config.store.retentionDays, log });
   const batcher = new Batcher<PendingEvent>(
     {
       maxBatch: config.ingest.batchMaxEvents,
+      maxBatchBytes: config.ingest.batchMaxBytes,
       maxDelayMs: config.ingest.batchMaxDelayMs,
-      maxOutstanding: config.ingest.queueMaxEvents,
+      maxOutstandingBytes: config.ingest.queueMaxBytes,
     },
-    committer.commit,
+    commit,
+    (event) => event.bytes,
   );
 
   const routes = (router: ConnectRouter) => {
@@ -77,7 +78,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         log,
       }),
     );
-    router.service(QueryService, queryService({ client, commitLog: committer.log, config: config.query }));
+    router.service(QueryService, queryService({ client, config: config.query }));
   };
 
   const handler = createRpcHandler({

@@ -5,6 +5,20 @@ import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
  * Time inside the service is an integer count of microseconds since the
  * epoch (ClickHouse's DateTime64(6)); a JS number holds it exactly until 2255.
  */
+/** What ClickHouse's DateTime64(6) can hold: 1900-01-01 to 2299-12-31. */
+export const MIN_MICROS = Date.UTC(1900, 0, 1) * 1000;
+export const MAX_MICROS = Date.UTC(2299, 11, 31, 23, 59, 59) * 1000;
+
+/**
+ * The timestamp in microseconds, or undefined when it is malformed (nanos out
+ * of range) or outside what the store can hold. Callers say which field.
+ */
+export function storableMicros(ts: Timestamp): number | undefined {
+  if (!Number.isInteger(ts.nanos) || ts.nanos < 0 || ts.nanos > 999_999_999) return undefined;
+  if (ts.seconds < BigInt(MIN_MICROS / 1_000_000) || ts.seconds > BigInt(MAX_MICROS / 1_000_000)) return undefined;
+  return microsFromTimestamp(ts);
+}
+
 export function microsFromTimestamp(ts: Timestamp): number {
   return Number(ts.seconds) * 1_000_000 + Math.floor(ts.nanos / 1000);
 }

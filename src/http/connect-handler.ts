@@ -112,7 +112,17 @@ export function createRpcHandler(
   return (req: NodeServerRequest, res: NodeServerResponse) => {
     const handler = handlers.get((req.url ?? "").split("?", 1)[0]);
     if (!handler) return options.fallback(req, res);
-    handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+    let uReq;
+    try {
+      uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    } catch (err) {
+      // E.g. an HTTP/1.0 request without Host: Connect cannot build a URL.
+      // Answer it instead of letting the throw escape the request listener.
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ code: "invalid_argument", message: `malformed HTTP request: ${(err as Error).message}` }));
+      return;
+    }
+    handler(uReq)
       .then(reclassifyDecodeFailures)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((err) => options.log.warn({ err, rpc: handler.method.name }, "response could not be written"));

@@ -35,6 +35,7 @@ export async function listenOnePort(options: {
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   let outer: net.Server;
+  let h1: http.Server | undefined;
 
   if (options.tls) {
     const secure = http2.createSecureServer(
@@ -44,10 +45,11 @@ export async function listenOnePort(options: {
     secure.on("session", (s) => trackSession(s));
     outer = secure;
   } else {
-    const h1 = http.createServer(options.handler as unknown as http.RequestListener);
+    h1 = http.createServer(options.handler as unknown as http.RequestListener);
     const h2 = http2.createServer({}, options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     h2.on("session", (s) => trackSession(s));
-    outer = net.createServer((socket) => sniff(socket, h1, h2));
+    const plain = h1;
+    outer = net.createServer((socket) => sniff(socket, plain, h2));
   }
   outer.on("connection", (socket: net.Socket) => {
     sockets.add(socket);
@@ -68,6 +70,7 @@ export async function listenOnePort(options: {
     stopAccepting() {
       outer.close();
       for (const session of sessions) session.close();
+      h1?.closeIdleConnections();
     },
     destroyAll() {
       for (const socket of sockets) socket.destroy();
@@ -75,13 +78,18 @@ export async function listenOnePort(options: {
   };
 }
 
+/** A connection that says nothing this long is dropped before it holds a descriptor forever. */
+const FIRST_BYTES_TIMEOUT_MS = 10_000;
+
 function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
   let head = Buffer.alloc(0);
+  socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
   const onData = (chunk: Buffer) => {
     head = Buffer.concat([head, chunk]);
     const isH2 = head.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)));
     if (isH2 && head.length < H2_PREFACE.length) return; // not enough bytes to decide yet
     socket.off("data", onData);
+    socket.setTimeout(0);
     socket.pause();
     socket.unshift(head);
     (isH2 ? h2 : h1).emit("connection", socket);

@@ -1,12 +1,14 @@
 import { unavailable } from "../errors.ts";
 
 export interface BatcherOptions {
-  /** Flush as soon as this many items wait. */
+  /** Flush as soon as this many items wait; a batch holds about this many. */
   maxBatch: number;
+  /** Flush as soon as this many bytes wait; a batch holds about this many. */
+  maxBatchBytes: number;
   /** Flush once the oldest waiting item is this old, however few wait. */
   maxDelayMs: number;
-  /** Items admitted but not yet committed; `submit` waits beyond this. */
-  maxOutstanding: number;
+  /** Bytes admitted but not yet committed; `submit` waits beyond this. */
+  maxOutstandingBytes: number;
 }
 
 /**
@@ -16,19 +18,13 @@ export interface BatcherOptions {
  */
 export type CommitBatch<T> = (items: T[]) => Promise<boolean[]>;
 
-interface Group {
-  results: boolean[];
-  remaining: number;
-  settled: boolean;
+/** The items of one `submit`: committed together, in one batch, or not at all. */
+interface Group<T> {
+  items: T[];
+  bytes: number;
+  enqueuedAt: number;
   resolve: (results: boolean[]) => void;
   reject: (err: unknown) => void;
-}
-
-interface Entry<T> {
-  item: T;
-  group: Group;
-  index: number;
-  enqueuedAt: number;
 }
 
 /**
@@ -36,14 +32,20 @@ interface Entry<T> {
  * one writer in batches, by size or age, one batch at a time. A caller's
  * promise resolves only after every one of its items is committed.
  *
- * Memory is bounded by `maxOutstanding`: `submit` does not return until there
- * is room, so a streaming handler that awaits it stops reading its stream, and
- * flow control pushes back on the client instead of the server buffering.
+ * A submit is never split across batches, so each request is all-or-nothing;
+ * a batch may therefore exceed its limits by at most one request.
+ *
+ * Memory is bounded by `maxOutstandingBytes`: `submit` does not return until
+ * there is room, so a streaming handler that awaits it stops reading its
+ * stream, and flow control pushes back on the client instead of the server
+ * buffering. A single submit larger than the bound is admitted alone.
  */
 export class Batcher<T> {
-  #queue: Entry<T>[] = [];
-  #outstanding = 0;
-  #waiters: { n: number; admit: () => void }[] = [];
+  #queue: Group<T>[] = [];
+  #queuedItems = 0;
+  #queuedBytes = 0;
+  #outstandingBytes = 0;
+  #waiters: { bytes: number; admit: () => void }[] = [];
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -52,6 +54,8 @@ export class Batcher<T> {
   constructor(
     private readonly options: BatcherOptions,
     private readonly commit: CommitBatch<T>,
+    /** The memory an item holds while it waits, in bytes. */
+    private readonly weigh: (item: T) => number,
   ) {}
 
   /**
@@ -59,24 +63,26 @@ export class Batcher<T> {
    * (wrapped, so awaiting `submit` only waits for admission).
    */
   async submit(items: T[]): Promise<{ committed: Promise<boolean[]> }> {
-    if (this.#closed) throw unavailable("the server is shutting down; retry against another instance or later");
+    if (this.#closed) throw shuttingDown();
     if (items.length === 0) return { committed: Promise.resolve([]) };
-    await this.#reserve(items.length);
+    const bytes = items.reduce((n, item) => n + this.weigh(item), 0);
+    await this.#reserve(bytes);
     if (this.#closed) {
-      this.#release(items.length);
-      throw unavailable("the server is shutting down; retry against another instance or later");
+      this.#release(bytes);
+      throw shuttingDown();
     }
     const committed = new Promise<boolean[]>((resolve, reject) => {
-      const group: Group = { results: new Array(items.length), remaining: items.length, settled: false, resolve, reject };
-      const now = Date.now();
-      items.forEach((item, index) => this.#queue.push({ item, group, index, enqueuedAt: now }));
+      this.#queue.push({ items, bytes, enqueuedAt: Date.now(), resolve, reject });
     });
+    this.#queuedItems += items.length;
+    this.#queuedBytes += bytes;
     this.#schedule();
     return { committed };
   }
 
-  get outstanding(): number {
-    return this.#outstanding;
+  /** Bytes admitted and not yet committed. */
+  get outstandingBytes(): number {
+    return this.#outstandingBytes;
   }
 
   /** From now on, commit whatever waits without waiting for size or age (shutdown). */
@@ -90,7 +96,7 @@ export class Batcher<T> {
     this.#closed = true;
     clearTimeout(this.#timer);
     for (const waiter of this.#waiters.splice(0)) {
-      this.#outstanding += waiter.n; // released again by submit(), which sees #closed
+      this.#outstandingBytes += waiter.bytes; // released again by submit(), which sees #closed
       waiter.admit();
     }
     while (this.#flushing || this.#queue.length > 0) {
@@ -99,21 +105,25 @@ export class Batcher<T> {
     }
   }
 
-  /** Resolves once `n` items of room are reserved for the caller. */
-  #reserve(n: number): Promise<void> {
-    if (this.#waiters.length === 0 && this.#outstanding + n <= this.options.maxOutstanding) {
-      this.#outstanding += n;
-      return Promise.resolve();
-    }
-    return new Promise((admit) => this.#waiters.push({ n, admit }));
+  #fits(bytes: number): boolean {
+    return this.#outstandingBytes === 0 || this.#outstandingBytes + bytes <= this.options.maxOutstandingBytes;
   }
 
-  #release(n: number): void {
-    this.#outstanding -= n;
+  /** Resolves once `bytes` of room are reserved for the caller. */
+  #reserve(bytes: number): Promise<void> {
+    if (this.#waiters.length === 0 && this.#fits(bytes)) {
+      this.#outstandingBytes += bytes;
+      return Promise.resolve();
+    }
+    return new Promise((admit) => this.#waiters.push({ bytes, admit }));
+  }
+
+  #release(bytes: number): void {
+    this.#outstandingBytes -= bytes;
     // FIFO: a large request at the head is not starved by small ones behind it.
-    while (this.#waiters.length > 0 && this.#outstanding + this.#waiters[0].n <= this.options.maxOutstanding) {
+    while (this.#waiters.length > 0 && this.#fits(this.#waiters[0].bytes)) {
       const waiter = this.#waiters.shift()!;
-      this.#outstanding += waiter.n;
+      this.#outstandingBytes += waiter.bytes;
       waiter.admit();
     }
   }
@@ -121,7 +131,8 @@ export class Batcher<T> {
   #schedule(): void {
     if (this.#flushing || this.#queue.length === 0) return;
     const age = Date.now() - this.#queue[0].enqueuedAt;
-    if (this.#queue.length >= this.options.maxBatch || age >= this.options.maxDelayMs || this.#prompt || this.#closed) {
+    const full = this.#queuedItems >= this.options.maxBatch || this.#queuedBytes >= this.options.maxBatchBytes;
+    if (full || age >= this.options.maxDelayMs || this.#prompt || this.#closed) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#startFlush();
@@ -134,37 +145,44 @@ export class Batcher<T> {
   }
 
   /**
-   * The bookkeeping runs in `.finally`, after `#flushing` is assigned, so a
-   * commit that throws synchronously cannot leave a settled promise behind
-   * that would block every later flush.
+   * Takes whole groups up to the batch limits (at least one). The bookkeeping
+   * runs in `.finally`, after `#flushing` is assigned, so a commit that throws
+   * synchronously cannot leave a settled promise behind that blocks every
+   * later flush.
    */
   #startFlush(): void {
-    const batch = this.#queue.splice(0, this.options.maxBatch);
+    const batch: Group<T>[] = [];
+    let items = 0;
+    let bytes = 0;
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0];
+      const over = items + next.items.length > this.options.maxBatch || bytes + next.bytes > this.options.maxBatchBytes;
+      if (batch.length > 0 && over) break;
+      batch.push(this.#queue.shift()!);
+      items += next.items.length;
+      bytes += next.bytes;
+    }
+    this.#queuedItems -= items;
+    this.#queuedBytes -= bytes;
     this.#flushing = this.#flush(batch).finally(() => {
       this.#flushing = undefined;
-      this.#release(batch.length);
+      this.#release(bytes);
       this.#schedule();
     });
   }
 
-  async #flush(batch: Entry<T>[]): Promise<void> {
+  async #flush(batch: Group<T>[]): Promise<void> {
     try {
-      const stored = await this.commit(batch.map((e) => e.item));
-      for (let i = 0; i < batch.length; i++) {
-        const { group, index } = batch[i];
-        group.results[index] = stored[i];
-        if (--group.remaining === 0 && !group.settled) {
-          group.settled = true;
-          group.resolve(group.results);
-        }
+      const stored = await this.commit(batch.flatMap((g) => g.items));
+      let offset = 0;
+      for (const group of batch) {
+        group.resolve(stored.slice(offset, offset + group.items.length));
+        offset += group.items.length;
       }
     } catch (err) {
-      for (const { group } of batch) {
-        if (!group.settled) {
-          group.settled = true;
-          group.reject(err);
-        }
-      }
+      for (const group of batch) group.reject(err);
     }
   }
 }
+
+const shuttingDown = () => unavailable("the server is shutting down; retry against another instance or later");

@@ -9,11 +9,8 @@ export interface PendingEvent {
   record: EventRecord;
   /** Only client-chosen ids can repeat; server-made UUIDv7s need no lookup. */
   clientId: boolean;
-}
-
-export interface CommitLog {
-  /** received_at of the newest committed batch: every event stamped at or before it is stored. */
-  committedUpTo(): number;
+  /** UTF-8 size of the event: what it weighs in the batcher's memory bound. */
+  bytes: number;
 }
 
 /**
@@ -24,7 +21,6 @@ export interface CommitLog {
  */
 export function createCommitter(deps: { client: ClickHouseClient; retentionDays: number; log: Logger }) {
   let lastStampUs = nowMicros();
-  let committedUpToUs = lastStampUs;
 
   async function commit(batch: PendingEvent[]): Promise<boolean[]> {
     const receivedAtUs = Math.max(nowMicros(), lastStampUs + 1);
@@ -49,7 +45,6 @@ export function createCommitter(deps: { client: ClickHouseClient; retentionDays:
       });
       const serializedAt = performance.now();
       if (rows.length > 0) await insertEventRows(deps.client, rows);
-      committedUpToUs = receivedAtUs;
       const ms = (t: number) => Math.round(t * 10) / 10;
       deps.log.debug(
         {
@@ -67,6 +62,5 @@ export function createCommitter(deps: { client: ClickHouseClient; retentionDays:
     }
   }
 
-  const log: CommitLog = { committedUpTo: () => committedUpToUs };
-  return { commit, log };
+  return commit;
 }

@@ -50,7 +50,7 @@ function prepare(events: Event[], firstIndex: number, principal: Principal, deps
       prepared.rejections.push(create(EventRejectionSchema, { index, ...result.invalid, code: "invalid_argument" }));
       return;
     }
-    prepared.pending.push({ record: result.record, clientId: result.clientId });
+    prepared.pending.push({ record: result.record, clientId: result.clientId, bytes: result.bytes });
     prepared.positions.push(i);
   });
   return prepared;
@@ -92,7 +92,10 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
         // Awaiting admission (not commit) keeps many messages in flight while
         // bounding memory: when the queue is full, this stream is not read.
         const { committed } = await deps.batcher.submit(prepared.pending);
-        deps.log.debug({ rpc: "Ingest", admitted: prepared.pending.length }, "events admitted");
+        deps.log.debug(
+          { rpc: "Ingest", admitted: prepared.pending.length, bytes: prepared.pending.reduce((n, p) => n + p.bytes, 0) },
+          "events admitted",
+        );
         committed.catch((err) => (failure ??= err));
         commits.push(committed);
       }

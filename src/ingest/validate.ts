@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { Outcome, Severity, type Event } from "../../gen/auditlog/v1/event_pb.js";
 import type { EventLimits } from "../config.ts";
 import type { EventRecord } from "../store/event-row.ts";
-import { microsFromTimestamp } from "../time.ts";
+import { storableMicros } from "../time.ts";
 import { uuidv7 } from "./uuid7.ts";
 
 /** Why one event cannot be stored; its neighbours are unaffected. */
@@ -11,7 +11,9 @@ export interface Invalid {
   reason: string;
 }
 
-export type Validated = { ok: true; record: EventRecord; clientId: boolean } | { ok: false; invalid: Invalid };
+export type Validated =
+  | { ok: true; record: EventRecord; clientId: boolean; /** UTF-8 size, what the event weighs in queues. */ bytes: number }
+  | { ok: false; invalid: Invalid };
 
 const TYPE_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const ACTION_PATTERN = /^[A-Z][A-Z0-9_]*$/;
@@ -80,8 +82,11 @@ function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimit
   let timeUs = nowUs;
   if (e.time) {
     if (e.time.nanos < 0 || e.time.nanos > 999_999_999) reject("time", "time.nanos must be within 0..999999999");
-    timeUs = microsFromTimestamp(e.time);
-    if (timeUs < 0) reject("time", "time must not be before 1970-01-01T00:00:00Z");
+    const us = storableMicros(e.time);
+    if (us === undefined || us < 0) {
+      reject("time", "time must be between 1970-01-01T00:00:00Z and now; check that seconds are not milliseconds");
+    }
+    timeUs = us;
     if (timeUs > nowUs + limits.maxFutureSkewMs * 1000) {
       reject("time", `time ${new Date(timeUs / 1000).toISOString()} is more than ${limits.maxFutureSkewMs / 60000} minutes in the future; check the source's clock`);
     }
@@ -133,7 +138,7 @@ function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimit
   if (size > limits.maxEventBytes) {
     reject("event", `the event is ${size} bytes; the limit is ${limits.maxEventBytes}. Move bulky content out of before/after/attributes`);
   }
-  return { record, clientId };
+  return { record, clientId, bytes: size };
 }
 
 function checkAttributes(attributes: Record<string, string>, limits: EventLimits): Record<string, string> {

@@ -2,7 +2,8 @@ import { Outcome, Severity, type EventFilter } from "../../gen/auditlog/v1/event
 import type { TenantScope } from "../auth/tenant-scope.ts";
 import { invalidArgument } from "../errors.ts";
 import { outcomeName } from "../store/event-row.ts";
-import { microsFromTimestamp } from "../time.ts";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { storableMicros } from "../time.ts";
 
 /**
  * A WHERE clause and its query parameters. SQL text here is built only from
@@ -67,8 +68,14 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
   scopeCondition(where, scope);
   if (!filter) return where;
 
-  const start = filter.startTime ? microsFromTimestamp(filter.startTime) : undefined;
-  const end = filter.endTime ? microsFromTimestamp(filter.endTime) : undefined;
+  const bound = (field: string, ts: Timestamp | undefined) => {
+    if (!ts) return undefined;
+    const us = storableMicros(ts);
+    if (us === undefined) throw invalidArgument(`filter.${field} must be a valid time between 1900 and 2299`);
+    return us;
+  };
+  const start = bound("start_time", filter.startTime);
+  const end = bound("end_time", filter.endTime);
   if (start !== undefined && end !== undefined && start >= end) {
     throw invalidArgument("filter.start_time must be before filter.end_time");
   }

@@ -7,14 +7,13 @@ import { callerWithRole } from "../auth/context.ts";
 import { readScope } from "../auth/tenant-scope.ts";
 import type { QueryConfig } from "../config.ts";
 import { invalidArgument, notFound } from "../errors.ts";
-import type { CommitLog } from "../ingest/commit.ts";
 import { fromSelectedRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
+import { nowMicros } from "../time.ts";
 import { filterConditions } from "./filter-sql.ts";
 import { canonicalHash, decodePageToken, encodePageToken } from "./page-token.ts";
 
 export interface QueryDeps {
   client: ClickHouseClient;
-  commitLog: CommitLog;
   config: QueryConfig;
 }
 
@@ -33,7 +32,11 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const where = filterConditions(scope, req.filter);
       const filterHash = canonicalHash([scope, req.filter ? toJson(EventFilterSchema, req.filter) : null]);
       const cursor = req.pageToken ? decodePageToken(req.pageToken, filterHash) : undefined;
-      const snapshotUs = cursor?.snapshotUs ?? deps.commitLog.committedUpTo();
+      // The wall clock, not this process's last commit: with several instances
+      // on one ClickHouse, every event acknowledged anywhere before the first
+      // page is in the snapshot. An event stamped earlier but committed after
+      // the first page may show up on a later page (once); nothing repeats.
+      const snapshotUs = cursor?.snapshotUs ?? nowMicros();
 
       where.add(`received_at <= fromUnixTimestamp64Micro(${where.param("Int64", snapshotUs)}, 'UTC')`);
       if (cursor) {

@@ -6,7 +6,6 @@ import { migrate } from "./schema.ts";
 export interface StoreReadiness {
   /** True once the schema is in place; until then every RPC answers UNAVAILABLE. */
   readonly ready: boolean;
-  readonly lastError: string | undefined;
   /** Resolves when ready (or when stopped). */
   whenReady: Promise<void>;
   stop(): void;
@@ -22,7 +21,6 @@ export function prepareStore(client: ClickHouseClient, config: StoreConfig, log:
   let timer: NodeJS.Timeout | undefined;
   const state: StoreReadiness = {
     ready: false,
-    lastError: undefined,
     whenReady: Promise.resolve(),
     stop() {
       stopped = true;
@@ -36,10 +34,8 @@ export function prepareStore(client: ClickHouseClient, config: StoreConfig, log:
       try {
         await migrate(client, config);
         mutable.ready = true;
-        mutable.lastError = undefined;
         resolve();
       } catch (err) {
-        mutable.lastError = (err as Error).message;
         log.warn({ err, retryInMs: delayMs }, "storage is not reachable yet; retrying");
         timer = setTimeout(() => void attempt(Math.min(delayMs * 2, 10_000)), delayMs);
       }

@@ -188,7 +188,14 @@ describe("with asymmetric keys", () => {
       startServer({
         env: { AUDITLOG_JWT_SECRET: "", AUDITLOG_JWT_JWKS_URL: jwksUrl, AUDITLOG_JWT_ISSUER: "https://idp.test", AUDITLOG_JWT_AUDIENCE: "auditlog" },
       }),
-      startServer({ env: { AUDITLOG_JWT_SECRET: "", AUDITLOG_JWT_PUBLIC_KEY: await exportSPKI(keys.es.publicKey) } }),
+      startServer({
+        env: {
+          AUDITLOG_JWT_SECRET: "",
+          AUDITLOG_JWT_PUBLIC_KEY: await exportSPKI(keys.es.publicKey),
+          AUDITLOG_JWT_ISSUER: "https://idp.test",
+          AUDITLOG_JWT_AUDIENCE: "auditlog",
+        },
+      }),
     ]);
   });
   afterAll(async () => {
@@ -228,13 +235,13 @@ describe("with asymmetric keys", () => {
   });
 
   it("accepts ES256 tokens verified with a PEM public key", async () => {
-    const res = await postJson(pemServer.baseUrl, SEARCH, {}, await signed("ES256", keys.es.privateKey));
+    const res = await postJson(pemServer.baseUrl, SEARCH, {}, await signed("ES256", keys.es.privateKey, { iss: "https://idp.test", aud: "auditlog" }));
     expect(res.status).toBe(200);
   });
 
   it("refuses an HS256 token keyed with the public key's PEM text (algorithm confusion)", async () => {
     const pem = await exportSPKI(keys.es.publicKey);
-    const token = await hs256({ ...claims, exp: now() + 600 }, pem);
+    const token = await hs256({ ...claims, exp: now() + 600, iss: "https://idp.test", aud: "auditlog" }, pem);
     expect((await postJson(pemServer.baseUrl, SEARCH, {}, token)).status).toBe(401);
   });
 });

@@ -3,13 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { grpcJsIngestClient } from "../helpers/clients.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
 
+const QUEUE_BYTES = 100_000;
 let server: TestServer;
 beforeAll(async () => {
   server = await startServer({
     env: {
       LOG_LEVEL: "debug",
-      AUDITLOG_QUEUE_MAX_EVENTS: "1000",
-      AUDITLOG_MAX_EVENTS_PER_REQUEST: "500",
+      // About two of the stream's 500-event messages.
+      AUDITLOG_QUEUE_MAX_BYTES: String(QUEUE_BYTES),
       // A batch waits 1 s for company: long enough to see the queue fill up.
       AUDITLOG_BATCH_MAX_EVENTS: "100000",
       AUDITLOG_BATCH_MAX_DELAY_MS: "1000",
@@ -40,12 +41,14 @@ describe("backpressure", () => {
     expect(res.acceptedCount).toBe("5000");
 
     // The log is the server's own account, in order: until the first batch
-    // was committed, no more than the queue's 1,000 events were taken in.
+    // was committed, no more than the queue's bytes were taken in, though the
+    // client had sent far more.
     const sequence = server.logs.filter((l) => l.msg === "events admitted" || l.msg === "batch committed");
     const firstCommit = sequence.findIndex((l) => l.msg === "batch committed");
     expect(firstCommit).toBeGreaterThan(0);
-    const admittedBefore = sequence.slice(0, firstCommit).reduce((n, l) => n + Number(l.admitted), 0);
-    expect(admittedBefore).toBeLessThanOrEqual(1000);
+    const before = sequence.slice(0, firstCommit);
+    expect(before.reduce((n, l) => n + Number(l.bytes), 0)).toBeLessThanOrEqual(QUEUE_BYTES);
+    expect(before.reduce((n, l) => n + Number(l.admitted), 0)).toBeLessThan(5000);
     expect(sequence.filter((l) => l.msg === "batch committed").reduce((n, l) => n + Number(l.inserted), 0)).toBe(5000);
   });
 });

@@ -2,6 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { AppendRequestSchema } from "../../gen/auditlog/v1/ingest_pb.js";
@@ -136,6 +137,8 @@ describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
     expect(sizes.json.message).toContain("page_size must be within 1..1000");
     const range = await search({ filter: { startTime: "2026-01-02T00:00:00Z", endTime: "2026-01-01T00:00:00Z" } });
     expect(range.json.message).toContain("start_time must be before");
+    const far = await search({ filter: { endTime: "3000-01-01T00:00:00Z" } });
+    expect(far.json).toEqual({ code: "invalid_argument", message: "filter.end_time must be a valid time between 1900 and 2299" });
     const missing = await postJson(server.baseUrl, "auditlog.v1.QueryService/GetEvent", {}, auditor);
     expect(missing.json).toEqual({ code: "invalid_argument", message: "id is required" });
   });
@@ -204,7 +207,34 @@ describe("invalid events are rejected one by one; their neighbours are stored", 
   });
 });
 
-describe("binary protobuf with unknown enum values", () => {
+describe("malformed HTTP", () => {
+  it("answers an HTTP/1.0 request without Host with 400 and keeps serving", async () => {
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(server.port, "127.0.0.1", () =>
+        socket.end("POST /auditlog.v1.QueryService/SearchEvents HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"),
+      );
+      let text = "";
+      socket.on("data", (d) => (text += d));
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.[01] 400/);
+    expect(raw).toContain('"code":"invalid_argument"');
+    expect((await fetch(`${server.baseUrl}/healthz`)).status).toBe(200);
+  });
+});
+
+describe("binary protobuf with values out of range", () => {
+  it("rejects an event time beyond what can be stored as that event's error", async () => {
+    const { ingest } = connectClients(server.baseUrl, "connect-binary");
+    const res = await ingest.append(
+      { events: [sampleEvent(1, { id: "ok-time" }), sampleEvent(2, { id: "us-as-seconds", time: { seconds: 1_700_000_000_000_000n, nanos: 0 } })] },
+      bearer(writer),
+    );
+    expect(res.acceptedCount).toBe(1n);
+    expect(res.rejections).toEqual([expect.objectContaining({ index: 1n, field: "time" })]);
+  });
+
   it("rejects an out-of-range severity as an event error, not a crash", async () => {
     const body = toBinary(AppendRequestSchema, create(AppendRequestSchema, { events: [sampleEvent(1, { id: "enum-99", severity: 99 as Severity })] }));
     const res = await fetch(`${server.baseUrl}/auditlog.v1.IngestService/Append`, {

@@ -108,10 +108,10 @@ describe("when storage is unreachable", () => {
     const res = await postJson(server.baseUrl, "auditlog.v1.IngestService/Append", { events: [{ type: "x.y", action: "CREATE", actor: { id: "u" } }] }, writer);
     expect(res.status).toBe(503);
     expect(res.json.code).toBe("unavailable");
-    expect(res.json.message).toMatch(/^storage is not ready yet \(.*\); retry shortly$/);
+    expect(res.json.message).toBe("storage is not ready yet; retry shortly");
     const health = await fetch(`${server.baseUrl}/healthz`);
     expect(health.status).toBe(503);
-    expect(await health.json()).toMatchObject({ status: "unavailable" });
+    expect(await health.json()).toEqual({ status: "unavailable" });
     const search = await postJson(server.baseUrl, "auditlog.v1.QueryService/SearchEvents", {}, await server.token("acme", ["auditor"]));
     expect(search.status).toBe(503);
     expect(await server.stop()).toBe(0);

@@ -78,7 +78,15 @@ async function submitted(batcher: Batcher<string>, items: string[]) {
   return track(committed);
 }
 
-const options = (o: Partial<BatcherOptions> = {}): BatcherOptions => ({ maxBatch: 100, maxDelayMs: 100, maxOutstanding: 1000, ...o });
+/** Every test item weighs one byte, so byte limits read as item counts. */
+const ONE = () => 1;
+const options = (o: Partial<BatcherOptions> = {}): BatcherOptions => ({
+  maxBatch: 100,
+  maxBatchBytes: 1_000_000,
+  maxDelayMs: 100,
+  maxOutstandingBytes: 1000,
+  ...o,
+});
 const items = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
 beforeEach(() => {
@@ -89,27 +97,44 @@ afterEach(() => {
 });
 
 describe("Batcher: flush by size", () => {
-  it("never commits more than maxBatch items at once", async () => {
+  it("cuts batches at submit boundaries, never above maxBatch unless one submit alone is larger", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 3, maxDelayMs: 1000 }), store.commit, ONE);
+    const a = await submitted(batcher, ["a0", "a1"]);
+    const b = await submitted(batcher, ["b0", "b1"]);
+    const big = await submitted(batcher, items("c", 5));
+    await settle();
+    expect(store.batches).toEqual([["a0", "a1"]]);
+    await store.succeed();
+    expect(store.batches[1]).toEqual(["b0", "b1"]);
+    await store.succeed();
+    expect(store.batches[2]).toEqual(["c0", "c1", "c2", "c3", "c4"]);
+    await store.succeed();
+    expect([a.status, b.status, big.status]).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+    expect(big.value).toHaveLength(5);
+  });
+
+  it("commits once maxBatchBytes wait, however few items that is", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 3, maxDelayMs: 1000 }), store.commit);
-    const c = await submitted(batcher, items("a", 7));
+    const weigh = (item: string) => (item.startsWith("heavy") ? 600 : 1);
+    const batcher = new Batcher(
+      options({ maxBatch: 100, maxBatchBytes: 1000, maxDelayMs: 60_000, maxOutstandingBytes: 10_000 }),
+      store.commit,
+      weigh,
+    );
+    await submitted(batcher, ["heavy-1"]);
     await settle();
-    expect(store.batches).toEqual([
-      ["a0", "a1", "a2"],
-      ["a3", "a4", "a5"],
-    ]);
-    expect(c.status).toBe("pending");
-    await vi.advanceTimersByTimeAsync(1000);
+    expect(store.batches).toEqual([]);
+    await submitted(batcher, ["heavy-2"]);
     await settle();
-    expect(store.batches.at(-1)).toEqual(["a6"]);
-    expect(store.batches.every((b) => b.length <= 3)).toBe(true);
-    expect(c.status).toBe("fulfilled");
-    expect(c.value).toHaveLength(7);
+    // 1,200 bytes wait: a batch goes at once, cut before it would pass 1,000;
+    // the rest waits for more company or for its age, as usual.
+    expect(store.batches).toEqual([["heavy-1"]]);
   });
 
   it("commits a full batch without waiting for the timer", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 60_000 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 60_000 }), store.commit, ONE);
     const first = await submitted(batcher, ["a"]);
     await settle();
     expect(store.batches).toEqual([]);
@@ -122,10 +147,10 @@ describe("Batcher: flush by size", () => {
 
   it("gathers items from different submits into one batch", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 4 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 4 }), store.commit, ONE);
     await submitted(batcher, ["a", "b"]);
     await submitted(batcher, ["c"]);
-    await submitted(batcher, ["d", "e"]);
+    await submitted(batcher, ["d"]);
     await settle();
     expect(store.batches[0]).toEqual(["a", "b", "c", "d"]);
   });
@@ -134,7 +159,7 @@ describe("Batcher: flush by size", () => {
 describe("Batcher: flush by age", () => {
   it("commits a lone item once it is maxDelayMs old", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit, ONE);
     const c = await submitted(batcher, ["a"]);
     await vi.advanceTimersByTimeAsync(50);
     await settle();
@@ -148,7 +173,7 @@ describe("Batcher: flush by age", () => {
 
   it("measures age from the oldest waiting item", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit, ONE);
     await submitted(batcher, ["old"]);
     await vi.advanceTimersByTimeAsync(60);
     await submitted(batcher, ["young"]);
@@ -159,7 +184,7 @@ describe("Batcher: flush by age", () => {
 
   it("commits items that aged while another batch was in flight as soon as it finishes", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 100 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 100 }), store.commit, ONE);
     await submitted(batcher, ["a", "b"]);
     await settle();
     expect(store.batches).toHaveLength(1);
@@ -177,8 +202,10 @@ describe("Batcher: flush by age", () => {
 describe("Batcher: one commit at a time", () => {
   it("starts the next batch only after the previous commit finished", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
-    const c = await submitted(batcher, items("x", 6));
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit, ONE);
+    const c = await submitted(batcher, ["x0", "x1"]);
+    const d = await submitted(batcher, ["x2", "x3"]);
+    const e = await submitted(batcher, ["x4", "x5"]);
     await settle();
     expect(store.batches).toEqual([["x0", "x1"]]);
     await vi.advanceTimersByTimeAsync(1000);
@@ -190,14 +217,14 @@ describe("Batcher: one commit at a time", () => {
     expect(store.batches).toHaveLength(3);
     await store.succeed();
     expect(store.maxInFlight).toBe(1);
-    expect(c.status).toBe("fulfilled");
+    expect([c.status, d.status, e.status]).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
   });
 });
 
 describe("Batcher: results", () => {
   it("resolves each submit with its own items' results, in order", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 5 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 5 }), store.commit, ONE);
     const one = await submitted(batcher, ["a", "dup-b"]);
     const two = await submitted(batcher, ["dup-c", "d", "e"]);
     await settle();
@@ -206,24 +233,24 @@ describe("Batcher: results", () => {
     expect(two.value).toEqual([false, true, true]);
   });
 
-  it("resolves a submit split across two batches only after both, with results in submit order", async () => {
+  it("never splits a submit: one that does not fit waits whole for the next batch", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 3 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 3 }), store.commit, ONE);
     const first = await submitted(batcher, ["a", "b"]);
-    const split = await submitted(batcher, ["dup-c", "d", "e", "dup-f"]);
+    const whole = await submitted(batcher, ["dup-c", "d", "e", "dup-f"]);
     await settle();
-    expect(store.batches).toEqual([["a", "b", "dup-c"]]);
+    expect(store.batches).toEqual([["a", "b"]]);
     await store.succeed();
     expect(first).toMatchObject({ status: "fulfilled", value: [true, true] });
-    expect(split.status).toBe("pending");
-    expect(store.batches[1]).toEqual(["d", "e", "dup-f"]);
+    expect(whole.status).toBe("pending");
+    expect(store.batches[1]).toEqual(["dup-c", "d", "e", "dup-f"]);
     await store.succeed();
-    expect(split).toMatchObject({ status: "fulfilled", value: [false, true, true, false] });
+    expect(whole).toMatchObject({ status: "fulfilled", value: [false, true, true, false] });
   });
 
   it("resolves an empty submit at once without committing anything", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options(), store.commit);
+    const batcher = new Batcher(options(), store.commit, ONE);
     const { committed } = await batcher.submit([]);
     await expect(committed).resolves.toEqual([]);
     await vi.advanceTimersByTimeAsync(1000);
@@ -234,31 +261,31 @@ describe("Batcher: results", () => {
 describe("Batcher: backpressure", () => {
   it("holds a submit that would exceed maxOutstanding until a commit releases room", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 3, maxOutstanding: 4 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 3, maxOutstandingBytes: 4 }), store.commit, ONE);
     await submitted(batcher, ["a", "b", "c"]);
-    expect(batcher.outstanding).toBe(3);
+    expect(batcher.outstandingBytes).toBe(3);
     const admission = track(batcher.submit(["d", "e"]));
     await settle();
     expect(admission.status).toBe("pending");
-    expect(batcher.outstanding).toBe(3);
+    expect(batcher.outstandingBytes).toBe(3);
     await store.succeed();
     expect(admission.status).toBe("fulfilled");
-    expect(batcher.outstanding).toBe(2);
+    expect(batcher.outstandingBytes).toBe(2);
   });
 
   it("admits a submit that exactly fills maxOutstanding at once", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 10, maxOutstanding: 4 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 10, maxOutstandingBytes: 4 }), store.commit, ONE);
     await submitted(batcher, ["a", "b"]);
     const admission = track(batcher.submit(["c", "d"]));
     await settle();
     expect(admission.status).toBe("fulfilled");
-    expect(batcher.outstanding).toBe(4);
+    expect(batcher.outstandingBytes).toBe(4);
   });
 
   it("admits waiting submits in FIFO order, even when a later one would fit sooner", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 3, maxOutstanding: 4 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 3, maxOutstandingBytes: 4 }), store.commit, ONE);
     await submitted(batcher, ["a", "b", "c"]); // outstanding 3
     const order: string[] = [];
     const big = track(batcher.submit(["big1", "big2"]).then((r) => (order.push("big"), r)));
@@ -268,25 +295,26 @@ describe("Batcher: backpressure", () => {
     expect(small.status).toBe("pending");
     await store.succeed(); // releases 3
     expect(order).toEqual(["big", "small"]);
-    expect(batcher.outstanding).toBe(3);
+    expect(batcher.outstandingBytes).toBe(3);
   });
 
   it("releases room as each batch commits, admitting waiters batch by batch", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 2, maxOutstanding: 4 }), store.commit);
-    await submitted(batcher, ["a", "b", "c", "d"]);
+    const batcher = new Batcher(options({ maxBatch: 2, maxOutstandingBytes: 4 }), store.commit, ONE);
+    await submitted(batcher, ["a", "b"]);
+    await submitted(batcher, ["c", "d"]);
     const waiter = track(batcher.submit(["e", "f", "g"]));
     await settle();
     await store.succeed(); // a, b: outstanding 2, still no room for 3
     expect(waiter.status).toBe("pending");
     await store.succeed(); // c, d: outstanding 0
     expect(waiter.status).toBe("fulfilled");
-    expect(batcher.outstanding).toBe(3);
+    expect(batcher.outstandingBytes).toBe(3);
   });
 
   it("releases room when a commit fails", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 2, maxOutstanding: 2 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 2, maxOutstandingBytes: 2 }), store.commit, ONE);
     const c = await submitted(batcher, ["a", "b"]);
     const waiter = track(batcher.submit(["c"]));
     await settle();
@@ -299,19 +327,19 @@ describe("Batcher: backpressure", () => {
 describe("Batcher: commit failure", () => {
   it("rejects the submits in the failed batch with the commit's error", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit, ONE);
     const failure = new Error("storage did not accept the events");
     store.failNext = failure;
     const c = await submitted(batcher, ["a", "b"]);
     await settle();
     expect(c.status).toBe("rejected");
     expect(c.error).toBe(failure);
-    expect(batcher.outstanding).toBe(0);
+    expect(batcher.outstandingBytes).toBe(0);
   });
 
   it("keeps working for later submits", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit, ONE);
     store.failNext = new Error("boom");
     const failed = await submitted(batcher, ["a", "b"]);
     await settle();
@@ -323,7 +351,7 @@ describe("Batcher: commit failure", () => {
 
   it("does not affect submits committed in another batch", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit, ONE);
     const first = await submitted(batcher, ["a", "b"]);
     const second = await submitted(batcher, ["c"]);
     await settle();
@@ -335,25 +363,22 @@ describe("Batcher: commit failure", () => {
     expect(second).toMatchObject({ status: "fulfilled", value: [true] });
   });
 
-  it("rejects a submit split across batches when either batch fails", async () => {
+  it("fails a large submit whole, in its one batch: a request is all-or-nothing", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit);
-    const split = await submitted(batcher, ["a", "b", "c"]);
+    const batcher = new Batcher(options({ maxBatch: 2 }), store.commit, ONE);
+    const large = await submitted(batcher, ["a", "b", "c"]);
     await settle();
-    await store.succeed();
-    expect(split.status).toBe("pending");
-    await vi.advanceTimersByTimeAsync(100);
-    await settle();
-    await store.fail(new Error("second half lost"));
-    expect(split.status).toBe("rejected");
-    expect((split.error as Error).message).toBe("second half lost");
+    expect(store.batches).toEqual([["a", "b", "c"]]);
+    await store.fail(new Error("lost"));
+    expect(large.status).toBe("rejected");
+    expect((large.error as Error).message).toBe("lost");
   });
 });
 
 describe("Batcher: flushPromptly", () => {
   it("commits waiting items without waiting for their age", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 60_000 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 60_000 }), store.commit, ONE);
     const c = await submitted(batcher, ["a"]);
     await settle();
     expect(store.batches).toEqual([]);
@@ -365,7 +390,7 @@ describe("Batcher: flushPromptly", () => {
 
   it("keeps committing later items promptly", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 60_000 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 60_000 }), store.commit, ONE);
     batcher.flushPromptly();
     const c = await submitted(batcher, ["b"]);
     await settle();
@@ -377,23 +402,23 @@ describe("Batcher: flushPromptly", () => {
 describe("Batcher: close", () => {
   it("commits everything admitted before resolving", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 60_000 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 60_000 }), store.commit, ONE);
     const one = await submitted(batcher, ["a"]);
     await settle();
-    const two = await submitted(batcher, ["b", "c", "d", "e"]);
+    const two = await submitted(batcher, ["b", "c"]);
+    const three = await submitted(batcher, ["d", "e"]);
     await batcher.close();
-    expect(store.batches.flat()).toEqual(["a", "b", "c", "d", "e"]);
-    expect(store.batches.every((b) => b.length <= 2)).toBe(true);
+    expect(store.batches).toEqual([["a"], ["b", "c"], ["d", "e"]]);
     await settle();
-    expect(one.status).toBe("fulfilled");
-    expect(two.status).toBe("fulfilled");
-    expect(batcher.outstanding).toBe(0);
+    expect([one.status, two.status, three.status]).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+    expect(batcher.outstandingBytes).toBe(0);
   });
 
   it("waits for a commit already in flight", async () => {
     const store = new Store("manual");
-    const batcher = new Batcher(options({ maxBatch: 1 }), store.commit);
-    const c = await submitted(batcher, ["a", "b"]);
+    const batcher = new Batcher(options({ maxBatch: 1 }), store.commit, ONE);
+    const c = await submitted(batcher, ["a"]);
+    const d = await submitted(batcher, ["b"]);
     await settle();
     const closed = track(batcher.close());
     await settle();
@@ -402,12 +427,12 @@ describe("Batcher: close", () => {
     expect(closed.status).toBe("pending");
     await store.succeed();
     expect(closed.status).toBe("fulfilled");
-    expect(c.status).toBe("fulfilled");
+    expect([c.status, d.status]).toEqual(["fulfilled", "fulfilled"]);
   });
 
   it("makes later submits reject with an unavailable AuditlogError", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options(), store.commit);
+    const batcher = new Batcher(options(), store.commit, ONE);
     await batcher.close();
     const err = await batcher.submit(["late"]).then(
       () => undefined,
@@ -421,7 +446,7 @@ describe("Batcher: close", () => {
 
   it("rejects submits still waiting for room, and commits the admitted ones", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options({ maxBatch: 10, maxDelayMs: 60_000, maxOutstanding: 2 }), store.commit);
+    const batcher = new Batcher(options({ maxBatch: 10, maxDelayMs: 60_000, maxOutstandingBytes: 2 }), store.commit, ONE);
     const admitted = await submitted(batcher, ["a", "b"]);
     const waiting = track(batcher.submit(["c"]));
     await settle();
@@ -433,12 +458,12 @@ describe("Batcher: close", () => {
     expect((waiting.error as AuditlogError).kind).toBe("unavailable");
     expect(admitted).toMatchObject({ status: "fulfilled", value: [true, true] });
     expect(store.batches).toEqual([["a", "b"]]);
-    expect(batcher.outstanding).toBe(0);
+    expect(batcher.outstandingBytes).toBe(0);
   });
 
   it("resolves at once when nothing is waiting", async () => {
     const store = new Store("auto");
-    const batcher = new Batcher(options(), store.commit);
+    const batcher = new Batcher(options(), store.commit, ONE);
     await expect(batcher.close()).resolves.toBeUndefined();
     expect(store.batches).toEqual([]);
   });
@@ -448,17 +473,21 @@ describe("Batcher: a commit step that throws synchronously", () => {
   it("rejects that batch's callers and keeps committing later batches", async () => {
     let calls = 0;
     const committed: string[][] = [];
-    const batcher = new Batcher<string>(options({ maxBatch: 1, maxDelayMs: 1 }), (batch) => {
-      if (calls++ === 0) throw new Error("boom");
-      committed.push(batch);
-      return Promise.resolve(batch.map(() => true));
-    });
+    const batcher = new Batcher<string>(
+      options({ maxBatch: 1, maxDelayMs: 1 }),
+      (batch) => {
+        if (calls++ === 0) throw new Error("boom");
+        committed.push(batch);
+        return Promise.resolve(batch.map(() => true));
+      },
+      ONE,
+    );
     const first = await batcher.submit(["a"]);
     await expect(first.committed).rejects.toThrow("boom");
     const second = await batcher.submit(["b"]);
     await expect(second.committed).resolves.toEqual([true]);
     expect(committed).toEqual([["b"]]);
-    expect(batcher.outstanding).toBe(0);
+    expect(batcher.outstandingBytes).toBe(0);
     await batcher.close();
   });
 });

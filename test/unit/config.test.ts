@@ -43,8 +43,9 @@ describe("loadConfig: defaults", () => {
     const config = loadConfig({});
     expect(config.ingest).toEqual({
       batchMaxEvents: 10_000,
+      batchMaxBytes: 32 * 1024 * 1024,
       batchMaxDelayMs: 100,
-      queueMaxEvents: 100_000,
+      queueMaxBytes: 128 * 1024 * 1024,
       maxEventsPerRequest: 10_000,
       maxRequestBytes: 16 * 1024 * 1024,
       limits: {
@@ -179,19 +180,28 @@ describe("loadConfig: TLS", () => {
   );
 });
 
-describe("loadConfig: queue size", () => {
-  it("rejects a queue smaller than the largest request", () => {
-    const err = configError({ AUDITLOG_QUEUE_MAX_EVENTS: "50", AUDITLOG_MAX_EVENTS_PER_REQUEST: "100" });
-    expect(err.message).toBe("AUDITLOG_QUEUE_MAX_EVENTS (50) must be at least AUDITLOG_MAX_EVENTS_PER_REQUEST (100)");
+describe("loadConfig: queue and batch bytes", () => {
+  it("reads the byte bounds", () => {
+    const config = loadConfig({ AUDITLOG_QUEUE_MAX_BYTES: "1048576", AUDITLOG_BATCH_MAX_BYTES: "65536" });
+    expect(config.ingest.queueMaxBytes).toBe(1048576);
+    expect(config.ingest.batchMaxBytes).toBe(65536);
   });
 
-  it("rejects a queue below the default request size", () => {
-    expect(configError({ AUDITLOG_QUEUE_MAX_EVENTS: "5000" }).message).toContain("AUDITLOG_MAX_EVENTS_PER_REQUEST (10000)");
+  it("rejects a byte bound below 1 KiB", () => {
+    expect(configError({ AUDITLOG_QUEUE_MAX_BYTES: "10" }).message).toContain("AUDITLOG_QUEUE_MAX_BYTES must be an integer between 1024");
+  });
+});
+
+describe("loadConfig: dedup window and token keys", () => {
+  it("never remembers ids longer than events are kept", () => {
+    expect(loadConfig({ AUDITLOG_RETENTION_DAYS: "1" }).store.dedupWindowDays).toBe(1);
+    expect(loadConfig({ AUDITLOG_RETENTION_DAYS: "30", AUDITLOG_DEDUP_WINDOW_DAYS: "14" }).store.dedupWindowDays).toBe(14);
   });
 
-  it("accepts a queue exactly the size of the largest request", () => {
-    const config = loadConfig({ AUDITLOG_QUEUE_MAX_EVENTS: "100", AUDITLOG_MAX_EVENTS_PER_REQUEST: "100" });
-    expect(config.ingest.queueMaxEvents).toBe(100);
-    expect(config.ingest.maxEventsPerRequest).toBe(100);
+  it("requires issuer and audience with a JWKS URL or a public key", () => {
+    expect(configError({ AUDITLOG_JWT_JWKS_URL: "https://idp.test/jwks" }).message).toContain("AUDITLOG_JWT_ISSUER and AUDITLOG_JWT_AUDIENCE are required");
+    expect(configError({ AUDITLOG_JWT_PUBLIC_KEY: "/k.pem", AUDITLOG_JWT_ISSUER: "x" }).message).toContain("are required");
+    const ok = loadConfig({ AUDITLOG_JWT_JWKS_URL: "https://idp.test/jwks", AUDITLOG_JWT_ISSUER: "i", AUDITLOG_JWT_AUDIENCE: "a" });
+    expect(ok.auth).toMatchObject({ jwksUrl: "https://idp.test/jwks", issuer: "i", audience: "a" });
   });
 });

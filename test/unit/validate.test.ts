@@ -228,7 +228,15 @@ describe("validateEvent: time", () => {
 
   it("rejects a time before 1970", () => {
     const invalid = rejection(event({ time: at(-1000) }));
-    expect(invalid).toEqual({ field: "time", reason: "time must not be before 1970-01-01T00:00:00Z" });
+    expect(invalid).toEqual({
+      field: "time",
+      reason: "time must be between 1970-01-01T00:00:00Z and now; check that seconds are not milliseconds",
+    });
+  });
+
+  it("rejects a time far beyond what can be stored (microseconds sent as seconds) as an event error", () => {
+    const ts = create(TimestampSchema, { seconds: 1_700_000_000_000_000n, nanos: 0 });
+    expect(rejection(event({ time: ts })).field).toBe("time");
   });
 
   it("rejects a time one microsecond before 1970", () => {
