@@ -1,20 +1,19 @@
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
 import { authInterceptor } from "./auth/interceptor.ts";
 import type { VerifyToken } from "./auth/verifier.ts";
-import type { StoreReadiness } from "./store/readiness.ts";
 import type { Config } from "./config.ts";
 import { errorMappingInterceptor, unavailable } from "./errors.ts";
-import type { Interceptor } from "@connectrpc/connect";
 import { createRpcHandler } from "./http/connect-handler.ts";
 import { listenOnePort, type NodeServerRequest, type NodeServerResponse } from "./http/one-port.ts";
 import { Batcher } from "./ingest/batcher.ts";
 import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
 import { ingestService } from "./ingest/service.ts";
 import { queryService } from "./query/service.ts";
+import type { StoreReadiness } from "./store/readiness.ts";
 
 export interface ServerDeps {
   config: Config;

@@ -92,10 +92,10 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
         // Awaiting admission (not commit) keeps many messages in flight while
         // bounding memory: when the queue is full, this stream is not read.
         const { committed } = await deps.batcher.submit(prepared.pending);
-        deps.log.debug(
-          { rpc: "Ingest", admitted: prepared.pending.length, bytes: prepared.pending.reduce((n, p) => n + p.bytes, 0) },
-          "events admitted",
-        );
+        if (deps.log.isLevelEnabled("debug")) {
+          const bytes = prepared.pending.reduce((n, p) => n + p.bytes, 0);
+          deps.log.debug({ rpc: "Ingest", admitted: prepared.pending.length, bytes }, "events admitted");
+        }
         committed.catch((err) => (failure ??= err));
         commits.push(committed);
       }
