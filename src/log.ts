@@ -1,6 +1,46 @@
 import { pino, type Logger } from "pino";
 
-/** Structured JSON logs on stdout, one line per event. */
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { service: "auditlog" } });
+/** Log lines held while stdout is not being read; beyond it, lines are dropped. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Structured JSON logs on stdout, one line per event.
+ *
+ * Asynchronous on purpose: pino's default synchronous stdout spins forever on
+ * EAGAIN when nobody reads the other end (a stalled log collector, a dead
+ * parent), which would freeze the service — ingest included — and make it
+ * ignore SIGTERM. Here a stalled reader costs log lines, never availability.
+ */
+export function createLogger(level: string): { log: Logger; flush(timeoutMs: number): Promise<void> } {
+  let exiting = false;
+  const destination = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: 0,
+    maxLength: MAX_BUFFERED_BYTES,
+    // Retry a full pipe while running (on a timer, not a spin); once exiting,
+    // give up, or pino's exit hook would spin on it forever.
+    retryEAGAIN: () => !exiting,
+  });
+  // EPIPE and friends: the reader is gone; keep serving.
+  destination.on("error", () => {});
+  const log = pino({ level, base: { service: "auditlog" } }, destination);
+  return {
+    log,
+    /** Best effort before exit: waits for buffered lines, at most `timeoutMs`. */
+    flush: (timeoutMs) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          exiting = true;
+          // pino's exit hook would flushSync() a live stream, and sonic-boom's
+          // flushSync loops forever on EPIPE (stdout's reader gone). What could
+          // be written is written; close it so the exit hook skips it.
+          destination.destroy();
+          resolve();
+        };
+        const timer = setTimeout(done, timeoutMs);
+        destination.flush(done);
+      }),
+  };
 }

@@ -63,7 +63,7 @@ async function serve(config: Config) {
     import("./store/readiness.ts"),
     import("./server.ts"),
   ]);
-  const log = createLogger(config.logLevel);
+  const { log, flush } = createLogger(config.logLevel);
   const hmac = hmacSecret(config);
   if (hmac?.created) log.info({ file: hmac.file }, "generated a new HS256 token secret (mode 0600)");
   const verify = createVerifier(config.auth, hmac?.secret);
@@ -90,9 +90,11 @@ async function serve(config: Config) {
       await server.close();
       await client.close();
       log.info("stopped cleanly");
+      await flush(1000);
       process.exit(0);
     } catch (err) {
       log.error({ err }, "shutdown failed");
+      await flush(1000);
       process.exit(1);
     }
   };

@@ -1,10 +1,13 @@
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
 import { bearer, connectClients, grpcJsIngestClient, postJson } from "../helpers/clients.ts";
 import { sampleEvent } from "../helpers/events.ts";
-import { removeDataDir, startServer, tempDataDir, type TestServer } from "../helpers/server.ts";
+import { removeDataDir, ROOT, startServer, tempDataDir, TEST_SECRET, type TestServer } from "../helpers/server.ts";
 
 const dataDir = tempDataDir();
 afterAll(() => removeDataDir(dataDir));
@@ -93,6 +96,27 @@ describe("graceful shutdown", () => {
     const restarted = await startServer({ dataDir });
     expect(await countByAttribute(restarted, "run", "term")).toHaveLength(300);
     await restarted.stop();
+  });
+});
+
+describe("shutdown when nobody reads the logs", () => {
+  it("still exits 0 on SIGTERM after its stdout reader has gone", async () => {
+    const ownDir = tempDataDir();
+    const child = spawn(process.execPath, [join(ROOT, "bin/auditlog.mjs"), "serve"], {
+      env: { ...process.env, PORT: "0", HOST: "127.0.0.1", AUDITLOG_DATA_DIR: ownDir, AUDITLOG_JWT_SECRET: TEST_SECRET },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await new Promise<void>((resolve) => {
+      createInterface({ input: child.stdout! }).on("line", (line) => {
+        if (line.includes('"msg":"listening')) resolve();
+      });
+    });
+    // The log collector dies: every later log line meets a closed pipe.
+    child.stdout!.destroy();
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    removeDataDir(ownDir);
   });
 });
 
