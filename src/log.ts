@@ -27,20 +27,23 @@ export function createLogger(level: string): { log: Logger; flush(timeoutMs: num
   const log = pino({ level, base: { service: "auditlog" } }, destination);
   return {
     log,
-    /** Best effort before exit: waits for buffered lines, at most `timeoutMs`. */
+    /**
+     * Best effort before exit: writes what is buffered and closes the stream,
+     * at most `timeoutMs`. A closed stream is skipped by pino's exit hook,
+     * whose flushSync() would loop forever on EPIPE (stdout's reader gone).
+     */
     flush: (timeoutMs) =>
       new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
           exiting = true;
-          // pino's exit hook would flushSync() a live stream, and sonic-boom's
-          // flushSync loops forever on EPIPE (stdout's reader gone). What could
-          // be written is written; close it so the exit hook skips it.
-          destination.destroy();
+          destination.destroy(); // idempotent
           resolve();
         };
         const timer = setTimeout(done, timeoutMs);
-        destination.flush(done);
+        destination.once("close", done);
+        destination.once("error", done);
+        destination.end();
       }),
   };
 }

@@ -91,6 +91,8 @@ describe("graceful shutdown", () => {
     await done;
     expect(await exit).toBe(0);
     expect(answered).toMatchObject({ acceptedCount: "300" });
+    // Its last words reach the log before it exits.
+    expect(server.logs.at(-1)?.msg).toBe("stopped cleanly");
     client.close();
 
     const restarted = await startServer({ dataDir });
