@@ -92,7 +92,7 @@ describe("graceful shutdown", () => {
     expect(await exit).toBe(0);
     expect(answered).toMatchObject({ acceptedCount: "300" });
     // Its last words reach the log before it exits.
-    expect(server.logs.at(-1)?.msg).toBe("stopped cleanly");
+    expect((await server.waitForLog((l) => l.msg === "stopped cleanly")).msg).toBe("stopped cleanly");
     client.close();
 
     const restarted = await startServer({ dataDir });
