@@ -40,15 +40,6 @@ const codes: Record<FailureKind, Code> = {
   unavailable: Code.Unavailable,
 };
 
-export const httpStatusOf: Record<FailureKind, number> = {
-  invalid_argument: 400,
-  unauthenticated: 401,
-  permission_denied: 403,
-  not_found: 404,
-  resource_exhausted: 429,
-  unavailable: 503,
-};
-
 /**
  * Anything that is not an AuditlogError or ConnectError is a bug or a storage
  * fault; its details (SQL, stack) go to the log under a reference, never to

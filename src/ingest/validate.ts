@@ -35,15 +35,21 @@ function reject(field: string, reason: string): never {
   throw new Rejected({ field, reason });
 }
 
-function bounded(field: string, value: string, max: number): string {
+/** The event's UTF-8 size so far: each string is measured once, where its own limit is checked. */
+interface Meter {
+  bytes: number;
+}
+
+function bounded(meter: Meter, field: string, value: string, max: number): string {
   const bytes = byteLength(value);
   if (bytes > max) reject(field, `${field} is ${bytes} bytes; the limit is ${max}`);
+  meter.bytes += bytes;
   return value;
 }
 
-function required(field: string, value: string | undefined, max: number): string {
+function required(meter: Meter, field: string, value: string | undefined, max: number): string {
   if (!value) reject(field, `${field} is required`);
-  return bounded(field, value, max);
+  return bounded(meter, field, value, max);
 }
 
 /**
@@ -62,20 +68,22 @@ export function validateEvent(event: Event, tenantId: string, nowUs: number, lim
 
 function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimits) {
   const field = limits.maxFieldBytes;
-  const type = required("type", e.type, MAX_TYPE_BYTES);
+  // 64 bytes of per-row overhead, plus the tenant the token named.
+  const m: Meter = { bytes: 64 + byteLength(tenantId) };
+  const type = required(m, "type", e.type, MAX_TYPE_BYTES);
   if (!TYPE_PATTERN.test(type)) {
     reject("type", `type "${type}" must be dotted words of letters, digits, _ or - (e.g. customer.account.created)`);
   }
-  const action = required("action", e.action, MAX_ACTION_BYTES).toUpperCase();
+  const action = required(m, "action", e.action, MAX_ACTION_BYTES).toUpperCase();
   if (!ACTION_PATTERN.test(action)) {
     reject("action", `action "${e.action}" must be one word of letters, digits and _ (e.g. CREATE, LOGIN)`);
   }
   const actor = e.actor;
-  const actorId = required("actor.id", actor?.id, field);
+  const actorId = required(m, "actor.id", actor?.id, field);
 
   const clientId = e.id !== "";
   if (clientId) {
-    bounded("id", e.id, 128);
+    bounded(m, "id", e.id, 128);
     if (!ID_PATTERN.test(e.id)) reject("id", "id may contain only letters, digits and . _ : @ / -");
   }
 
@@ -100,17 +108,17 @@ function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimit
   if (!(e.severity in Severity) || typeof Severity[e.severity] !== "string") {
     reject("severity", `severity ${e.severity} is not one of SEVERITY_INFO, SEVERITY_WARNING, SEVERITY_ERROR, SEVERITY_CRITICAL`);
   }
-  const ip = bounded("actor.ip", actor?.ip ?? "", 64);
+  const ip = bounded(m, "actor.ip", actor?.ip ?? "", 64);
   if (ip !== "" && isIP(ip) === 0) reject("actor.ip", `actor.ip "${ip}" is not an IPv4 or IPv6 address`);
 
-  const message = bounded("message", e.message, limits.maxMessageBytes);
-  const attributes = checkAttributes(e.attributes, limits);
-  const before = stateJson("before", e.before, limits.maxStateBytes);
-  const after = stateJson("after", e.after, limits.maxStateBytes);
+  const message = bounded(m, "message", e.message, limits.maxMessageBytes);
+  const attributes = checkAttributes(m, e.attributes, limits);
+  const before = stateJson(m, "before", e.before, limits.maxStateBytes);
+  const after = stateJson(m, "after", e.after, limits.maxStateBytes);
 
   const record = {
     tenantId,
-    id: clientId ? e.id : uuidv7(Math.floor(nowUs / 1000)),
+    id: clientId ? e.id : serverId(m, nowUs),
     timeUs,
     utcOffsetMinutes: e.utcOffsetMinutes,
     type,
@@ -118,52 +126,52 @@ function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimit
     outcome: e.outcome,
     severity: e.severity === Severity.UNSPECIFIED ? Severity.INFO : e.severity,
     actorId,
-    actorType: bounded("actor.type", actor?.type ?? "", field),
-    actorName: bounded("actor.name", actor?.name ?? "", field),
-    actorSessionId: bounded("actor.session_id", actor?.sessionId ?? "", field),
+    actorType: bounded(m, "actor.type", actor?.type ?? "", field),
+    actorName: bounded(m, "actor.name", actor?.name ?? "", field),
+    actorSessionId: bounded(m, "actor.session_id", actor?.sessionId ?? "", field),
     actorIp: ip,
-    actorUserAgent: bounded("actor.user_agent", actor?.userAgent ?? "", MAX_USER_AGENT_BYTES),
-    resourceType: bounded("resource.type", e.resource?.type ?? "", field),
-    resourceId: bounded("resource.id", e.resource?.id ?? "", field),
-    resourceName: bounded("resource.name", e.resource?.name ?? "", field),
-    source: bounded("source", e.source, field),
-    requestId: bounded("request_id", e.requestId, field),
+    actorUserAgent: bounded(m, "actor.user_agent", actor?.userAgent ?? "", MAX_USER_AGENT_BYTES),
+    resourceType: bounded(m, "resource.type", e.resource?.type ?? "", field),
+    resourceId: bounded(m, "resource.id", e.resource?.id ?? "", field),
+    resourceName: bounded(m, "resource.name", e.resource?.name ?? "", field),
+    source: bounded(m, "source", e.source, field),
+    requestId: bounded(m, "request_id", e.requestId, field),
     message,
     attributes,
     before,
     after,
   } satisfies EventRecord;
 
-  const size = eventBytes(record);
+  const size = m.bytes;
   if (size > limits.maxEventBytes) {
     reject("event", `the event is ${size} bytes; the limit is ${limits.maxEventBytes}. Move bulky content out of before/after/attributes`);
   }
   return { record, clientId, bytes: size };
 }
 
-function checkAttributes(attributes: Record<string, string>, limits: EventLimits): Record<string, string> {
+function checkAttributes(m: Meter, attributes: Record<string, string>, limits: EventLimits): Record<string, string> {
   const keys = Object.keys(attributes);
   if (keys.length > limits.maxAttributes) {
     reject("attributes", `${keys.length} attributes; the limit is ${limits.maxAttributes}`);
   }
   for (const key of keys) {
-    if (key === "" || byteLength(key) > limits.maxAttributeKeyBytes || !ATTRIBUTE_KEY_PATTERN.test(key)) {
+    const keyBytes = byteLength(key);
+    if (key === "" || keyBytes > limits.maxAttributeKeyBytes || !ATTRIBUTE_KEY_PATTERN.test(key)) {
       reject("attributes", `attribute key "${key.slice(0, 64)}" must be 1..${limits.maxAttributeKeyBytes} bytes of letters, digits and _ . : -`);
     }
-    bounded(`attributes["${key}"]`, attributes[key], limits.maxAttributeValueBytes);
+    m.bytes += keyBytes;
+    bounded(m, `attributes["${key}"]`, attributes[key], limits.maxAttributeValueBytes);
   }
   return attributes;
 }
 
-function stateJson(field: string, value: object | undefined, max: number): string {
+function stateJson(m: Meter, field: string, value: object | undefined, max: number): string {
   if (value === undefined) return "";
-  return bounded(field, JSON.stringify(value), max);
+  return bounded(m, field, JSON.stringify(value), max);
 }
 
-/** UTF-8 bytes of the event's strings, attributes and state: what its limit counts. */
-function eventBytes(r: EventRecord): number {
-  let n = 64;
-  for (const v of Object.values(r)) if (typeof v === "string") n += byteLength(v);
-  for (const [k, v] of Object.entries(r.attributes)) n += byteLength(k) + byteLength(v);
-  return n;
+function serverId(m: Meter, nowUs: number): string {
+  const id = uuidv7(Math.floor(nowUs / 1000));
+  m.bytes += id.length;
+  return id;
 }

@@ -130,5 +130,4 @@ export function fromSelectedRow(row: SelectedRow): Event {
   });
 }
 
-export const severityName = (s: Severity) => SEVERITY_NAMES[s];
 export const outcomeName = (o: Outcome) => OUTCOME_NAMES[o];
