@@ -71,6 +71,10 @@ export interface EventLimits {
 export interface QueryConfig {
   defaultPageSize: number;
   maxPageSize: number;
+  /** Live events queued per tail subscriber before it is told it lagged. */
+  tailQueueMaxBytes: number;
+  /** The tenant whose log records reads across all tenants by admin tokens without a tenant. */
+  adminAuditTenant: string;
 }
 
 export class ConfigError extends Error {}
@@ -176,6 +180,11 @@ export function loadConfig(env: Env = process.env): Config {
         maxFutureSkewMs: 5 * 60 * 1000,
       },
     },
-    query: { defaultPageSize: 50, maxPageSize: 1000 },
+    query: {
+      defaultPageSize: 50,
+      maxPageSize: 1000,
+      tailQueueMaxBytes: int(env, "AUDITLOG_TAIL_QUEUE_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      adminAuditTenant: str(env, "AUDITLOG_ADMIN_AUDIT_TENANT") ?? "_admin",
+    },
   };
 }

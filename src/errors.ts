@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 
 /**
@@ -87,10 +88,41 @@ export function isTransientStorageError(err: unknown): boolean {
 
 export function errorMappingInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
+    let res;
     try {
-      return await next(req);
+      res = await next(req);
     } catch (err) {
       throw toConnectError(err, log);
     }
+    if (!res.stream) return res;
+    // A server stream fails while it is read, after this interceptor returned.
+    const messages = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* messages;
+        } catch (err) {
+          throw toConnectError(err, log);
+        }
+      })(),
+    };
+  };
+}
+
+/** The Connect code name (`permission_denied`) and message a failure is reported with, for audit records. */
+export function failureOf(err: unknown): { code: string; message: string } {
+  if (err instanceof AuditlogError) return { code: err.kind, message: err.message };
+  if (err instanceof ConnectError) return { code: codeToString(err.code), message: err.rawMessage };
+  if (isTransientStorageError(err)) return { code: "unavailable", message: "storage is unavailable" };
+  return { code: "internal", message: "internal error" };
+}
+
+/** An error as the HTTP routes answer it: Connect's status mapping and JSON error body. */
+export function httpError(err: unknown, log: Logger): { status: number; body: string } {
+  const connectError = toConnectError(err, log);
+  return {
+    status: codeToHttpStatus(connectError.code),
+    body: JSON.stringify({ code: codeToString(connectError.code), message: connectError.rawMessage }),
   };
 }

@@ -56,13 +56,15 @@ async function token(config: Config, args: string[]) {
 }
 
 async function serve(config: Config) {
-  const [{ createLogger }, { createVerifier }, { createStoreClient }, { prepareStore }, { startServer }] = await Promise.all([
-    import("./log.ts"),
-    import("./auth/verifier.ts"),
-    import("./store/client.ts"),
-    import("./store/readiness.ts"),
-    import("./server.ts"),
-  ]);
+  const [{ createLogger }, { createVerifier }, { createStoreClient }, { prepareStore }, { startServer }, { createQueryStreamer }] =
+    await Promise.all([
+      import("./log.ts"),
+      import("./auth/verifier.ts"),
+      import("./store/client.ts"),
+      import("./store/readiness.ts"),
+      import("./server.ts"),
+      import("./store/query-stream.ts"),
+    ]);
   const { log, flush } = createLogger(config.logLevel);
   const hmac = hmacSecret(config);
   if (hmac?.created) log.info({ file: hmac.file }, "generated a new HS256 token secret (mode 0600)");
@@ -71,7 +73,8 @@ async function serve(config: Config) {
   const store = prepareStore(client, config.store, log);
   // The embedded engine is local: wait for it, so the first call finds the schema.
   if (config.store.kind === "chdb") await store.whenReady;
-  const server = await startServer({ config, log, client, store, verify });
+  const stream = createQueryStreamer(config.store, client);
+  const server = await startServer({ config, log, client, store, verify, stream });
   log.info(
     { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
     `listening on port ${server.port}`,

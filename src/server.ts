@@ -1,19 +1,27 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
+import { peerAddressKey, plainAddress } from "./audit/caller.ts";
+import { createReadAuditor } from "./audit/read-audit.ts";
 import { authInterceptor } from "./auth/interceptor.ts";
 import type { VerifyToken } from "./auth/verifier.ts";
 import type { Config } from "./config.ts";
 import { errorMappingInterceptor, unavailable } from "./errors.ts";
 import { createRpcHandler } from "./http/connect-handler.ts";
+import { exportRoute } from "./http/export-route.ts";
 import { listenOnePort, type NodeServerRequest, type NodeServerResponse } from "./http/one-port.ts";
+import { tailSocket } from "./http/tail-socket.ts";
 import { Batcher } from "./ingest/batcher.ts";
 import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
 import { ingestService } from "./ingest/service.ts";
 import { queryService } from "./query/service.ts";
+import type { QueryStreamer } from "./store/query-stream.ts";
 import type { StoreReadiness } from "./store/readiness.ts";
+import { TailHub } from "./tail/hub.ts";
 
 export interface ServerDeps {
   config: Config;
@@ -21,6 +29,8 @@ export interface ServerDeps {
   client: ClickHouseClient;
   store: StoreReadiness;
   verify: VerifyToken;
+  /** Streams large results (exports) straight from the store. */
+  stream: QueryStreamer;
 }
 
 /** Until the schema is in place, say so instead of failing on a missing table. */
@@ -39,9 +49,14 @@ export interface RunningServer {
 }
 
 /** Plain HTTP beside the RPCs: only what RPC cannot do well. */
-function plainRoutes(deps: ServerDeps) {
+function plainRoutes(deps: ServerDeps, download: ReturnType<typeof exportRoute>) {
   return async (req: NodeServerRequest, res: NodeServerResponse) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname;
+    if (req.method === "GET" && path === "/v1/export") {
+      if (!deps.store.ready) return unready(res);
+      return download(req, res, url);
+    }
     if (req.method === "GET" && path === "/healthz") {
       const ok = deps.store.ready && (await deps.client.ping()).success;
       res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
@@ -53,9 +68,20 @@ function plainRoutes(deps: ServerDeps) {
   };
 }
 
+function unready(res: NodeServerResponse) {
+  res.writeHead(503, { "content-type": "application/json", "retry-after": "1" });
+  res.end(JSON.stringify({ code: "unavailable", message: "storage is not ready yet; retry shortly" }));
+}
+
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, log, client } = deps;
-  const commit = createCommitter({ client, retentionDays: config.store.retentionDays, log });
+  const hub = new TailHub();
+  const committer = createCommitter({
+    client,
+    retentionDays: config.store.retentionDays,
+    log,
+    onCommitted: (events, receivedAtUs) => hub.publish(events, receivedAtUs),
+  });
   const batcher = new Batcher<PendingEvent>(
     {
       maxBatch: config.ingest.batchMaxEvents,
@@ -63,9 +89,18 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       maxDelayMs: config.ingest.batchMaxDelayMs,
       maxOutstandingBytes: config.ingest.queueMaxBytes,
     },
-    commit,
+    committer.commit,
     (event) => event.bytes,
   );
+  const recordRead = createReadAuditor({ batcher, limits: config.ingest.limits, adminTenant: config.query.adminAuditTenant, log });
+  const readDeps = {
+    client,
+    stream: deps.stream,
+    settledUs: committer.settledUs,
+    hub,
+    queueMaxBytes: config.query.tailQueueMaxBytes,
+    recordRead,
+  };
 
   const routes = (router: ConnectRouter) => {
     router.service(
@@ -77,7 +112,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         log,
       }),
     );
-    router.service(QueryService, queryService({ client, config: config.query }));
+    router.service(QueryService, queryService({ ...readDeps, config: config.query }));
   };
 
   const handler = createRpcHandler({
@@ -87,8 +122,10 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     interceptors: [errorMappingInterceptor(log), authInterceptor(deps.verify), storeReadyInterceptor(deps.store)],
     readMaxBytes: config.ingest.maxRequestBytes,
     jsonOptions: { ignoreUnknownFields: false },
-    fallback: plainRoutes(deps),
+    fallback: plainRoutes(deps, exportRoute({ ...readDeps, verify: deps.verify, log })),
+    contextValues: (req) => createContextValues().set(peerAddressKey, plainAddress(req.socket.remoteAddress)),
   });
+  const tail = tailSocket({ ...readDeps, verify: deps.verify, log });
 
   let active = 0;
   let onIdle: (() => void) | undefined;
@@ -116,13 +153,28 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     handler(req, res);
   };
 
-  const listener = await listenOnePort({ handler: tracked, port: config.port, host: config.host, tls: config.tls });
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path !== "/v1/tail" || !deps.store.ready) {
+      const status = path === "/v1/tail" ? "503 Service Unavailable" : "404 Not Found";
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      return;
+    }
+    active++;
+    socket.once("close", () => {
+      if (--active === 0) onIdle?.();
+    });
+    void tail(req, socket, head);
+  };
+  const listener = await listenOnePort({ handler: tracked, upgrade, port: config.port, host: config.host, tls: config.tls });
 
   return {
     port: listener.port,
     async close() {
       listener.stopAccepting();
       batcher.flushPromptly();
+      // Tails never end by themselves: tell them (with their cursor) to resume elsewhere.
+      hub.closeAll();
       if (active > 0) {
         log.info({ active }, "waiting for in-flight calls to finish");
         await new Promise<void>((resolve) => {

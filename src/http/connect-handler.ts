@@ -1,4 +1,4 @@
-import { createConnectRouter, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
+import { createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { createAsyncIterable, readAllBytes, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { Logger } from "pino";
@@ -104,6 +104,8 @@ export function createRpcHandler(
     routes: (router: ConnectRouter) => void;
     fallback: RequestHandler;
     log: Logger;
+    /** Per-request values for the handlers (e.g. the peer address). */
+    contextValues?: (req: NodeServerRequest) => ContextValues;
   },
 ): RequestHandler {
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
@@ -114,7 +116,7 @@ export function createRpcHandler(
     if (!handler) return options.fallback(req, res);
     let uReq;
     try {
-      uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+      uReq = universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req));
     } catch (err) {
       // E.g. an HTTP/1.0 request without Host: Connect cannot build a URL.
       // Answer it instead of letting the throw escape the request listener.

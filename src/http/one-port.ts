@@ -26,8 +26,12 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
  * HTTP/1.1 (curl, browsers, Connect JSON) are told apart by the first bytes
  * of the connection, since cleartext has no ALPN. With TLS, ALPN decides.
  */
+export type UpgradeHandler = (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void;
+
 export async function listenOnePort(options: {
   handler: RequestHandler;
+  /** HTTP/1.1 `Upgrade` requests (WebSocket). */
+  upgrade: UpgradeHandler;
   port: number;
   host: string;
   tls?: { certFile: string; keyFile: string };
@@ -43,9 +47,12 @@ export async function listenOnePort(options: {
       options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
     secure.on("session", (s) => trackSession(s));
+    // HTTP/1.1 connections on a secure HTTP/2 server with allowHTTP1 emit upgrades here.
+    secure.on("upgrade", options.upgrade);
     outer = secure;
   } else {
     h1 = http.createServer(options.handler as unknown as http.RequestListener);
+    h1.on("upgrade", options.upgrade);
     const h2 = http2.createServer({}, options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     h2.on("session", (s) => trackSession(s));
     const plain = h1;

@@ -13,18 +13,50 @@ export interface PendingEvent {
   bytes: number;
 }
 
+/** Events of one committed batch, all stamped with the same `receivedAtUs`. */
+export type CommittedListener = (events: PendingEvent[], receivedAtUs: number) => void;
+
+export interface Committer {
+  commit(batch: PendingEvent[]): Promise<boolean[]>;
+  /**
+   * A commit time every batch of this process is on one side of: all
+   * batches stamped at or before it are committed, all later ones are not yet.
+   * Readers use it as a snapshot bound, so an in-flight batch cannot appear
+   * half-way through a paged read or an export.
+   */
+  settledUs(): number;
+}
+
 /**
  * The batcher's commit step: stamp the batch with its commit time, drop
  * events already stored under the same id (idempotent retries), insert the
- * rest as one block. Batches run one at a time, so the lookup and the insert
- * cannot race with another batch of this process.
+ * rest as one block, then tell `onCommitted` (the live tail). Batches run one
+ * at a time, so the lookup and the insert cannot race with another batch of
+ * this process, and stamps increase strictly from batch to batch.
  */
-export function createCommitter(deps: { client: ClickHouseClient; retentionDays: number; log: Logger }) {
+export function createCommitter(deps: {
+  client: ClickHouseClient;
+  retentionDays: number;
+  log: Logger;
+  onCommitted?: CommittedListener;
+}): Committer {
   let lastStampUs = nowMicros();
+  let inFlightStampUs: number | undefined;
+  // Every later stamp exceeds any settled time handed out, even within one clock tick.
+  let settledGivenUs = 0;
 
   async function commit(batch: PendingEvent[]): Promise<boolean[]> {
-    const receivedAtUs = Math.max(nowMicros(), lastStampUs + 1);
+    const receivedAtUs = Math.max(nowMicros(), lastStampUs + 1, settledGivenUs + 1);
     lastStampUs = receivedAtUs;
+    inFlightStampUs = receivedAtUs;
+    try {
+      return await commitStamped(batch, receivedAtUs);
+    } finally {
+      inFlightStampUs = undefined;
+    }
+  }
+
+  async function commitStamped(batch: PendingEvent[], receivedAtUs: number): Promise<boolean[]> {
     const stored = new Array<boolean>(batch.length).fill(true);
     const seen = new Set<string>();
     const lookups: { tenantId: string; id: string }[] = [];
@@ -39,12 +71,25 @@ export function createCommitter(deps: { client: ClickHouseClient; retentionDays:
       const existing = await findStoredIds(deps.client, lookups);
       const lookedUpAt = performance.now();
       const rows: unknown[][] = [];
-      batch.forEach(({ record }, i) => {
-        if (stored[i] && existing.has(idKey(record.tenantId, record.id))) stored[i] = false;
-        if (stored[i]) rows.push(toInsertRow(record, receivedAtUs, deps.retentionDays));
+      const inserted: PendingEvent[] = [];
+      batch.forEach((event, i) => {
+        if (stored[i] && existing.has(idKey(event.record.tenantId, event.record.id))) stored[i] = false;
+        if (stored[i]) {
+          rows.push(toInsertRow(event.record, receivedAtUs, deps.retentionDays));
+          inserted.push(event);
+        }
       });
       const serializedAt = performance.now();
-      if (rows.length > 0) await insertEventRows(deps.client, rows);
+      if (rows.length > 0) {
+        await insertEventRows(deps.client, rows);
+        // No await between the insert and this call: a tail that subscribes
+        // meanwhile either gets this batch live or finds it in storage.
+        try {
+          deps.onCommitted?.(inserted, receivedAtUs);
+        } catch (err) {
+          deps.log.error({ err }, "a commit listener failed; the batch is stored");
+        }
+      }
       const ms = (t: number) => Math.round(t * 10) / 10;
       deps.log.debug(
         {
@@ -62,5 +107,12 @@ export function createCommitter(deps: { client: ClickHouseClient; retentionDays:
     }
   }
 
-  return commit;
+  return {
+    commit,
+    settledUs() {
+      if (inFlightStampUs !== undefined) return inFlightStampUs - 1;
+      settledGivenUs = Math.max(nowMicros(), lastStampUs);
+      return settledGivenUs;
+    },
+  };
 }

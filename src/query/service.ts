@@ -1,34 +1,67 @@
 import { create, toJson } from "@bufbuild/protobuf";
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { EventFilterSchema } from "../../gen/auditlog/v1/event_pb.js";
-import { GetEventResponseSchema, QueryService, SearchEventsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
-import { callerWithRole } from "../auth/context.ts";
+import {
+  ExportEventsResponseSchema,
+  ExportFormat,
+  GetEventResponseSchema,
+  QueryService,
+  SearchEventsResponseSchema,
+} from "../../gen/auditlog/v1/query_pb.js";
+import { callerOf } from "../audit/caller.ts";
+import { audited, type RecordRead } from "../audit/read-audit.ts";
+import { principalOf } from "../auth/context.ts";
+import { requireAnyRole } from "../auth/principal.ts";
 import { readScope } from "../auth/tenant-scope.ts";
 import type { QueryConfig } from "../config.ts";
 import { invalidArgument, notFound } from "../errors.ts";
 import { fromSelectedRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
-import { nowMicros } from "../time.ts";
+import type { TailDeps } from "../tail/tail.ts";
+import { startPosition } from "../tail/position.ts";
+import { auditedExport } from "./audited-export.ts";
+import type { ExportDeps } from "./export.ts";
+import type { ExportFormatName } from "./export-sql.ts";
 import { filterConditions } from "./filter-sql.ts";
 import { canonicalHash, decodePageToken, encodePageToken } from "./page-token.ts";
+import { auditedTail } from "../tail/audited-tail.ts";
 
-export interface QueryDeps {
+export interface QueryDeps extends ExportDeps, TailDeps {
   client: ClickHouseClient;
   config: QueryConfig;
+  recordRead: RecordRead;
 }
 
-const READERS = ["auditor", "admin"] as const;
+export const READERS = ["auditor", "admin"] as const;
+
+/** At most this much file per ExportEventsResponse (gRPC clients default to 4 MiB messages). */
+const EXPORT_MESSAGE_BYTES = 1024 * 1024;
+
+const FORMAT_NAMES: Record<ExportFormat, ExportFormatName> = {
+  [ExportFormat.UNSPECIFIED]: "ndjson",
+  [ExportFormat.NDJSON]: "ndjson",
+  [ExportFormat.CSV]: "csv",
+  [ExportFormat.PARQUET]: "parquet",
+};
+
+const readOf = (ctx: HandlerContext, operation: "search" | "get" | "export" | "tail") => ({
+  principal: principalOf(ctx),
+  caller: callerOf(ctx),
+  operation,
+});
 
 export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
   return {
-    async searchEvents(req, ctx) {
-      const principal = callerWithRole(ctx, READERS, "SearchEvents");
+    searchEvents: (req, ctx) => audited(deps.recordRead, readOf(ctx, "search"), async (note) => {
+      const principal = principalOf(ctx);
+      requireAnyRole(principal, READERS, "SearchEvents");
       const { config } = deps;
       if (req.pageSize < 0 || req.pageSize > config.maxPageSize) {
         throw invalidArgument(`page_size must be within 1..${config.maxPageSize} (0 means ${config.defaultPageSize})`);
       }
       const pageSize = req.pageSize || config.defaultPageSize;
       const scope = readScope(principal, req.filter?.tenantId ?? "");
+      note.scope = scope;
       const where = filterConditions(scope, req.filter);
       const filterHash = canonicalHash([scope, req.filter ? toJson(EventFilterSchema, req.filter) : null]);
       const cursor = req.pageToken ? decodePageToken(req.pageToken, filterHash) : undefined;
@@ -36,7 +69,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       // on one ClickHouse, every event acknowledged anywhere before the first
       // page is in the snapshot. An event stamped earlier but committed after
       // the first page may show up on a later page (once); nothing repeats.
-      const snapshotUs = cursor?.snapshotUs ?? nowMicros();
+      const snapshotUs = cursor?.snapshotUs ?? deps.settledUs();
 
       where.add(`received_at <= fromUnixTimestamp64Micro(${where.param("Int64", snapshotUs)}, 'UTC')`);
       if (cursor) {
@@ -56,18 +89,23 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const more = rows.length > pageSize;
       const page = more ? rows.slice(0, pageSize) : rows;
       const last = page[page.length - 1];
+      note.details.result_count = String(page.length);
+      if (req.pageToken) note.details.page = "next";
       return create(SearchEventsResponseSchema, {
         events: page.map(fromSelectedRow),
         nextPageToken: more
           ? encodePageToken({ snapshotUs, timeUs: Number(last.time_us), id: last.id, tenantId: last.tenant_id, filterHash })
           : "",
       });
-    },
+    }),
 
-    async getEvent(req, ctx) {
-      const principal = callerWithRole(ctx, READERS, "GetEvent");
+    getEvent: (req, ctx) => audited(deps.recordRead, readOf(ctx, "get"), async (note) => {
+      const principal = principalOf(ctx);
+      requireAnyRole(principal, READERS, "GetEvent");
+      note.details.event_id = req.id;
       if (!req.id) throw invalidArgument("id is required");
       const scope = readScope(principal, req.tenantId);
+      note.scope = scope;
       const where = filterConditions(scope, undefined);
       where.add(`id = ${where.param("String", req.id)}`);
       const { sql, params } = where.build();
@@ -81,7 +119,28 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
         const where = scope.kind === "tenant" ? ` in tenant "${scope.tenant}"` : "";
         throw notFound(`no event with id "${req.id}"${where}`);
       }
+      note.details.result_count = "1";
       return create(GetEventResponseSchema, { event: fromSelectedRow(row) });
+    }),
+
+    async *exportEvents(req, ctx) {
+      const format = FORMAT_NAMES[req.format];
+      if (!format) throw invalidArgument(`format ${req.format} is not one of EXPORT_FORMAT_NDJSON, EXPORT_FORMAT_CSV, EXPORT_FORMAT_PARQUET`);
+      const parts = auditedExport(deps, { ...readOf(ctx, "export"), filter: req.filter, format, signal: ctx.signal });
+      for await (const part of parts) {
+        if ("contentType" in part) {
+          yield create(ExportEventsResponseSchema, { contentType: part.contentType, fileName: part.fileName });
+          continue;
+        }
+        for (let at = 0; at < part.byteLength; at += EXPORT_MESSAGE_BYTES) {
+          yield create(ExportEventsResponseSchema, { data: part.subarray(at, at + EXPORT_MESSAGE_BYTES) });
+        }
+      }
+    },
+
+    async *tailEvents(req, ctx) {
+      const after = startPosition(req.cursor, req.since);
+      yield* auditedTail(deps, { ...readOf(ctx, "tail"), filter: req.filter, after, signal: ctx.signal });
     },
   };
 }

@@ -101,33 +101,63 @@ export interface SelectedRow {
 }
 
 export function fromSelectedRow(row: SelectedRow): Event {
-  const hasResource = row.resource_type !== "" || row.resource_id !== "" || row.resource_name !== "";
-  return create(EventSchema, {
-    id: row.id,
+  const record: EventRecord = {
     tenantId: row.tenant_id,
-    time: timestampFromMicros(Number(row.time_us)),
+    id: row.id,
+    timeUs: Number(row.time_us),
     utcOffsetMinutes: row.utc_offset_minutes,
     type: row.type,
     action: row.action,
     outcome: OUTCOME_BY_NAME[row.outcome] ?? Outcome.UNSPECIFIED,
     severity: SEVERITY_BY_NAME[row.severity] ?? Severity.UNSPECIFIED,
-    actor: {
-      id: row.actor_id,
-      type: row.actor_type,
-      name: row.actor_name,
-      sessionId: row.actor_session_id,
-      ip: row.actor_ip,
-      userAgent: row.actor_user_agent,
-    },
-    resource: hasResource ? { type: row.resource_type, id: row.resource_id, name: row.resource_name } : undefined,
+    actorId: row.actor_id,
+    actorType: row.actor_type,
+    actorName: row.actor_name,
+    actorSessionId: row.actor_session_id,
+    actorIp: row.actor_ip,
+    actorUserAgent: row.actor_user_agent,
+    resourceType: row.resource_type,
+    resourceId: row.resource_id,
+    resourceName: row.resource_name,
     source: row.source,
     requestId: row.request_id,
     message: row.message,
     attributes: row.attributes,
-    before: row.before ? (JSON.parse(row.before) as JsonObject) : undefined,
-    after: row.after ? (JSON.parse(row.after) as JsonObject) : undefined,
-    receivedAt: timestampFromMicros(Number(row.received_at_us)),
-  });
+    before: row.before,
+    after: row.after,
+  };
+  return fromRecord(record, Number(row.received_at_us));
 }
 
 export const outcomeName = (o: Outcome) => OUTCOME_NAMES[o];
+
+/** The Event a committed record reads back as: what the live tail sends, equal to what a search returns. */
+export function fromRecord(r: EventRecord, receivedAtUs: number): Event {
+  const hasResource = r.resourceType !== "" || r.resourceId !== "" || r.resourceName !== "";
+  return create(EventSchema, {
+    id: r.id,
+    tenantId: r.tenantId,
+    time: timestampFromMicros(r.timeUs),
+    utcOffsetMinutes: r.utcOffsetMinutes,
+    type: r.type,
+    action: r.action,
+    outcome: r.outcome,
+    severity: r.severity,
+    actor: {
+      id: r.actorId,
+      type: r.actorType,
+      name: r.actorName,
+      sessionId: r.actorSessionId,
+      ip: r.actorIp,
+      userAgent: r.actorUserAgent,
+    },
+    resource: hasResource ? { type: r.resourceType, id: r.resourceId, name: r.resourceName } : undefined,
+    source: r.source,
+    requestId: r.requestId,
+    message: r.message,
+    attributes: r.attributes,
+    before: r.before ? (JSON.parse(r.before) as JsonObject) : undefined,
+    after: r.after ? (JSON.parse(r.after) as JsonObject) : undefined,
+    receivedAt: timestampFromMicros(receivedAtUs),
+  });
+}

@@ -2,17 +2,19 @@
 // @generated from file auditlog/v1/query.proto (package auditlog.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Event, EventFilter } from "./event_pb.js";
 import { file_auditlog_v1_event } from "./event_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file auditlog/v1/query.proto.
  */
 export const file_auditlog_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChdhdWRpdGxvZy92MS9xdWVyeS5wcm90bxILYXVkaXRsb2cudjEiZgoTU2VhcmNoRXZlbnRzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5hdWRpdGxvZy52MS5FdmVudEZpbHRlchIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJTChRTZWFyY2hFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5hdWRpdGxvZy52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMAoPR2V0RXZlbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCSI1ChBHZXRFdmVudFJlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIuYXVkaXRsb2cudjEuRXZlbnQyrAEKDFF1ZXJ5U2VydmljZRJTCgxTZWFyY2hFdmVudHMSIC5hdWRpdGxvZy52MS5TZWFyY2hFdmVudHNSZXF1ZXN0GiEuYXVkaXRsb2cudjEuU2VhcmNoRXZlbnRzUmVzcG9uc2USRwoIR2V0RXZlbnQSHC5hdWRpdGxvZy52MS5HZXRFdmVudFJlcXVlc3QaHS5hdWRpdGxvZy52MS5HZXRFdmVudFJlc3BvbnNlYgZwcm90bzM", [file_auditlog_v1_event]);
+  fileDesc("ChdhdWRpdGxvZy92MS9xdWVyeS5wcm90bxILYXVkaXRsb2cudjEiZgoTU2VhcmNoRXZlbnRzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5hdWRpdGxvZy52MS5FdmVudEZpbHRlchIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJTChRTZWFyY2hFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5hdWRpdGxvZy52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMAoPR2V0RXZlbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCSI1ChBHZXRFdmVudFJlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIuYXVkaXRsb2cudjEuRXZlbnQiagoTRXhwb3J0RXZlbnRzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5hdWRpdGxvZy52MS5FdmVudEZpbHRlchIpCgZmb3JtYXQYAiABKA4yGS5hdWRpdGxvZy52MS5FeHBvcnRGb3JtYXQiTQoURXhwb3J0RXZlbnRzUmVzcG9uc2USDAoEZGF0YRgBIAEoDBIUCgxjb250ZW50X3R5cGUYAiABKAkSEQoJZmlsZV9uYW1lGAMgASgJIngKEVRhaWxFdmVudHNSZXF1ZXN0EigKBmZpbHRlchgBIAEoCzIYLmF1ZGl0bG9nLnYxLkV2ZW50RmlsdGVyEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZjdXJzb3IYAyABKAkieQoSVGFpbEV2ZW50c1Jlc3BvbnNlEiIKBmV2ZW50cxgBIAMoCzISLmF1ZGl0bG9nLnYxLkV2ZW50Eg4KBmN1cnNvchgCIAEoCRIhCgNsYWcYAyABKAsyFC5hdWRpdGxvZy52MS5UYWlsTGFnEgwKBGxpdmUYBCABKAgiNwoHVGFpbExhZxIVCg1za2lwcGVkX2NvdW50GAEgASgDEhUKDXJlc3VtZV9jdXJzb3IYAiABKAkqeQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIYChRFWFBPUlRfRk9STUFUX05ESlNPThABEhUKEUVYUE9SVF9GT1JNQVRfQ1NWEAISGQoVRVhQT1JUX0ZPUk1BVF9QQVJRVUVUEAMy1AIKDFF1ZXJ5U2VydmljZRJTCgxTZWFyY2hFdmVudHMSIC5hdWRpdGxvZy52MS5TZWFyY2hFdmVudHNSZXF1ZXN0GiEuYXVkaXRsb2cudjEuU2VhcmNoRXZlbnRzUmVzcG9uc2USRwoIR2V0RXZlbnQSHC5hdWRpdGxvZy52MS5HZXRFdmVudFJlcXVlc3QaHS5hdWRpdGxvZy52MS5HZXRFdmVudFJlc3BvbnNlElUKDEV4cG9ydEV2ZW50cxIgLmF1ZGl0bG9nLnYxLkV4cG9ydEV2ZW50c1JlcXVlc3QaIS5hdWRpdGxvZy52MS5FeHBvcnRFdmVudHNSZXNwb25zZTABEk8KClRhaWxFdmVudHMSHi5hdWRpdGxvZy52MS5UYWlsRXZlbnRzUmVxdWVzdBofLmF1ZGl0bG9nLnYxLlRhaWxFdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_auditlog_v1_event, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message auditlog.v1.SearchEventsRequest
@@ -111,6 +113,204 @@ export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*
   messageDesc(file_auditlog_v1_query, 3);
 
 /**
+ * @generated from message auditlog.v1.ExportEventsRequest
+ */
+export type ExportEventsRequest = Message<"auditlog.v1.ExportEventsRequest"> & {
+  /**
+   * @generated from field: auditlog.v1.EventFilter filter = 1;
+   */
+  filter?: EventFilter | undefined;
+
+  /**
+   * @generated from field: auditlog.v1.ExportFormat format = 2;
+   */
+  format: ExportFormat;
+};
+
+/**
+ * Describes the message auditlog.v1.ExportEventsRequest.
+ * Use `create(ExportEventsRequestSchema)` to create a new message.
+ */
+export const ExportEventsRequestSchema: GenMessage<ExportEventsRequest> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 4);
+
+/**
+ * @generated from message auditlog.v1.ExportEventsResponse
+ */
+export type ExportEventsResponse = Message<"auditlog.v1.ExportEventsResponse"> & {
+  /**
+   * The next bytes of the file (at most 1 MiB per message).
+   *
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+
+  /**
+   * Set on the first message only: the media type and a suggested file name.
+   *
+   * @generated from field: string content_type = 2;
+   */
+  contentType: string;
+
+  /**
+   * @generated from field: string file_name = 3;
+   */
+  fileName: string;
+};
+
+/**
+ * Describes the message auditlog.v1.ExportEventsResponse.
+ * Use `create(ExportEventsResponseSchema)` to create a new message.
+ */
+export const ExportEventsResponseSchema: GenMessage<ExportEventsResponse> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 5);
+
+/**
+ * @generated from message auditlog.v1.TailEventsRequest
+ */
+export type TailEventsRequest = Message<"auditlog.v1.TailEventsRequest"> & {
+  /**
+   * @generated from field: auditlog.v1.EventFilter filter = 1;
+   */
+  filter?: EventFilter | undefined;
+
+  /**
+   * Replay events committed (`received_at`) at or after this time, then
+   * continue live. Without it (and without `cursor`), the tail starts now.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Replay events committed after the one this cursor (from an earlier
+   * response) names, then continue live. Overrides `since`.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message auditlog.v1.TailEventsRequest.
+ * Use `create(TailEventsRequestSchema)` to create a new message.
+ */
+export const TailEventsRequestSchema: GenMessage<TailEventsRequest> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 6);
+
+/**
+ * One message of a tail: events, a lag notice, or the switch to live.
+ *
+ * @generated from message auditlog.v1.TailEventsResponse
+ */
+export type TailEventsResponse = Message<"auditlog.v1.TailEventsResponse"> & {
+  /**
+   * In commit order.
+   *
+   * @generated from field: repeated auditlog.v1.Event events = 1;
+   */
+  events: Event[];
+
+  /**
+   * Where this subscription stands: pass it as `cursor` to resume after the
+   * last event delivered so far.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+
+  /**
+   * Set when this subscriber fell behind and events were skipped.
+   *
+   * @generated from field: auditlog.v1.TailLag lag = 3;
+   */
+  lag?: TailLag | undefined;
+
+  /**
+   * True on the one message that marks the end of the replay: every later
+   * event is live.
+   *
+   * @generated from field: bool live = 4;
+   */
+  live: boolean;
+};
+
+/**
+ * Describes the message auditlog.v1.TailEventsResponse.
+ * Use `create(TailEventsResponseSchema)` to create a new message.
+ */
+export const TailEventsResponseSchema: GenMessage<TailEventsResponse> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 7);
+
+/**
+ * The subscriber read too slowly; its bounded queue overflowed.
+ *
+ * @generated from message auditlog.v1.TailLag
+ */
+export type TailLag = Message<"auditlog.v1.TailLag"> & {
+  /**
+   * Events that matched but were not delivered on this subscription.
+   *
+   * @generated from field: int64 skipped_count = 1;
+   */
+  skippedCount: bigint;
+
+  /**
+   * Open a new tail with this cursor to receive the skipped events (and
+   * everything after them) from storage.
+   *
+   * @generated from field: string resume_cursor = 2;
+   */
+  resumeCursor: string;
+};
+
+/**
+ * Describes the message auditlog.v1.TailLag.
+ * Use `create(TailLagSchema)` to create a new message.
+ */
+export const TailLagSchema: GenMessage<TailLag> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 8);
+
+/**
+ * @generated from enum auditlog.v1.ExportFormat
+ */
+export enum ExportFormat {
+  /**
+   * NDJSON.
+   *
+   * @generated from enum value: EXPORT_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One Event per line in the proto JSON form SearchEvents returns.
+   *
+   * @generated from enum value: EXPORT_FORMAT_NDJSON = 1;
+   */
+  NDJSON = 1,
+
+  /**
+   * RFC 4180 with a header row; see README for the columns.
+   *
+   * @generated from enum value: EXPORT_FORMAT_CSV = 2;
+   */
+  CSV = 2,
+
+  /**
+   * Apache Parquet, written by ClickHouse; columns as in CSV.
+   *
+   * @generated from enum value: EXPORT_FORMAT_PARQUET = 3;
+   */
+  PARQUET = 3,
+}
+
+/**
+ * Describes the enum auditlog.v1.ExportFormat.
+ */
+export const ExportFormatSchema: GenEnum<ExportFormat> = /*@__PURE__*/
+  enumDesc(file_auditlog_v1_query, 0);
+
+/**
  * Reads events. Requires the `auditor` or `admin` role.
  *
  * @generated from service auditlog.v1.QueryService
@@ -137,6 +337,31 @@ export const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetEventRequestSchema;
     output: typeof GetEventResponseSchema;
+  },
+  /**
+   * Every event matching a filter as one file (NDJSON, CSV or Parquet),
+   * streamed in chunks straight from storage, oldest first. The file is the
+   * concatenation of the `data` of every response. It holds the events
+   * committed before the call started.
+   *
+   * @generated from rpc auditlog.v1.QueryService.ExportEvents
+   */
+  exportEvents: {
+    methodKind: "server_streaming";
+    input: typeof ExportEventsRequestSchema;
+    output: typeof ExportEventsResponseSchema;
+  },
+  /**
+   * Events matching a filter as they are committed, within a fraction of a
+   * second. Optionally replays from a time or a cursor first, then switches
+   * to live without gaps or duplicates. Runs until the client cancels.
+   *
+   * @generated from rpc auditlog.v1.QueryService.TailEvents
+   */
+  tailEvents: {
+    methodKind: "server_streaming";
+    input: typeof TailEventsRequestSchema;
+    output: typeof TailEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auditlog_v1_query, 0);

@@ -1,0 +1,52 @@
+import type { EventFilter } from "../../gen/auditlog/v1/event_pb.js";
+import type { CallerInfo } from "../audit/caller.ts";
+import type { ReadNote, RecordRead } from "../audit/read-audit.ts";
+import { requireAnyRole, type Principal } from "../auth/principal.ts";
+import { readScope } from "../auth/tenant-scope.ts";
+import { failureOf } from "../errors.ts";
+import { openExport, type ExportDeps } from "./export.ts";
+import type { ExportFormatName } from "./export-sql.ts";
+
+export interface AuditedExportRequest {
+  principal: Principal;
+  caller: CallerInfo;
+  filter: EventFilter | undefined;
+  format: ExportFormatName;
+  signal: AbortSignal;
+}
+
+export type ExportPart = { contentType: string; fileName: string } | Uint8Array;
+
+/**
+ * An export as the RPC and the download route both serve it: first the file's
+ * media type and name (once the query has produced its first bytes, so
+ * failures come before any success is announced), then the file's bytes. Its
+ * audit event is recorded when it ends: completed, cancelled (the consumer
+ * stopped early) or failed, with the rows and bytes delivered.
+ */
+export async function* auditedExport(deps: ExportDeps & { recordRead: RecordRead }, req: AuditedExportRequest): AsyncGenerator<ExportPart> {
+  const note: ReadNote = { details: { format: req.format } };
+  let failure: { code: string; message: string } | undefined;
+  let ended = "cancelled";
+  let progress = { rows: undefined as number | undefined, bytes: 0 };
+  try {
+    requireAnyRole(req.principal, ["auditor", "admin"], "ExportEvents");
+    note.scope = readScope(req.principal, req.filter?.tenantId ?? "");
+    const opened = await openExport(deps, { scope: note.scope, filter: req.filter, format: req.format, signal: req.signal });
+    progress = opened.progress;
+    yield { contentType: opened.contentType, fileName: opened.fileName };
+    yield* opened.chunks;
+    ended = "completed";
+  } catch (err) {
+    if (!req.signal.aborted) {
+      failure = failureOf(err);
+      ended = "failed";
+    }
+    throw err;
+  } finally {
+    note.details.ended = ended;
+    note.details.bytes = String(progress.bytes);
+    if (progress.rows !== undefined) note.details.result_count = String(progress.rows);
+    await deps.recordRead({ principal: req.principal, caller: req.caller, operation: "export", filter: req.filter, ...note, failure });
+  }
+}

@@ -1,0 +1,120 @@
+import type { PendingEvent } from "../ingest/commit.ts";
+import type { RecordPredicate } from "../query/filter-match.ts";
+import type { EventRecord } from "../store/event-row.ts";
+import { compareUtf8 } from "./position.ts";
+
+/** Why a subscriber's `next` rejects when the server ends every tail (shutdown). */
+export class TailClosed extends Error {}
+
+/** A committed event on its way to a subscriber. */
+export interface Committed {
+  record: EventRecord;
+  receivedAtUs: number;
+  bytes: number;
+}
+
+/** What a subscriber takes next: events in commit order, or notice of a gap. */
+export type Delivery = { events: Committed[] } | { skipped: number };
+
+/**
+ * One live subscriber: a bounded queue between the committer (which must never
+ * wait) and a consumer that may be slow. When the queue is full, matching
+ * events are counted instead of queued until the consumer has drained the
+ * queue; it then takes one `{ skipped }` delivery, so the gap sits exactly
+ * where the events are missing.
+ */
+export class Subscription {
+  #queue: Committed[] = [];
+  #queuedBytes = 0;
+  #skipped = 0;
+  #wake: (() => void) | undefined;
+  #closed: Error | undefined;
+
+  constructor(
+    readonly matches: RecordPredicate,
+    private readonly maxQueueBytes: number,
+    private readonly onClose: (s: Subscription) => void,
+  ) {}
+
+  /** Called by the hub, synchronously, for every committed event. */
+  offer(event: Committed): void {
+    if (this.#closed || !this.matches(event.record)) return;
+    if (this.#skipped > 0 || (this.#queue.length > 0 && this.#queuedBytes + event.bytes > this.maxQueueBytes)) {
+      this.#skipped++;
+    } else {
+      this.#queue.push(event);
+      this.#queuedBytes += event.bytes;
+    }
+    this.#wake?.();
+  }
+
+  /** Waits for the next delivery of at most `max` events; rejects once closed or aborted. */
+  async next(max: number, signal: AbortSignal): Promise<Delivery> {
+    while (this.#queue.length === 0 && this.#skipped === 0) {
+      if (this.#closed) throw this.#closed;
+      signal.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener("abort", done);
+          this.#wake = undefined;
+          resolve();
+        };
+        this.#wake = done;
+        signal.addEventListener("abort", done);
+      });
+    }
+    if (this.#queue.length > 0) {
+      const events = this.#queue.splice(0, max);
+      for (const e of events) this.#queuedBytes -= e.bytes;
+      return { events };
+    }
+    const skipped = this.#skipped;
+    this.#skipped = 0;
+    return { skipped };
+  }
+
+  /** Ends the subscription; a consumer waiting in `next` gets `reason`. */
+  close(reason: Error): void {
+    if (this.#closed) return;
+    this.#closed = reason;
+    this.#queue = [];
+    this.onClose(this);
+    this.#wake?.();
+  }
+}
+
+/**
+ * Fans committed batches out to live subscribers. `publish` runs inside the
+ * commit step and costs nothing without subscribers; with them, one filter
+ * check per event and subscriber, never a wait.
+ */
+export class TailHub {
+  #subscriptions = new Set<Subscription>();
+
+  get subscribers(): number {
+    return this.#subscriptions.size;
+  }
+
+  subscribe(matches: RecordPredicate, maxQueueBytes: number): Subscription {
+    const subscription = new Subscription(matches, maxQueueBytes, (s) => this.#subscriptions.delete(s));
+    this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** The events of one committed batch, all stamped `receivedAtUs`. */
+  publish(events: PendingEvent[], receivedAtUs: number): void {
+    if (this.#subscriptions.size === 0) return;
+    // Commit order within a batch is (tenant_id, id), as storage sorts it.
+    const ordered = events
+      .map(({ record, bytes }) => ({ record, receivedAtUs, bytes }))
+      .sort((a, b) => compareUtf8(a.record.tenantId, b.record.tenantId) || compareUtf8(a.record.id, b.record.id));
+    for (const subscription of this.#subscriptions) {
+      for (const event of ordered) subscription.offer(event);
+    }
+  }
+
+  /** Shutdown: every consumer's `next` rejects with TailClosed. */
+  closeAll(): void {
+    for (const subscription of [...this.#subscriptions]) subscription.close(new TailClosed("the server is shutting down"));
+  }
+}
