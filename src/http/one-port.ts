@@ -53,6 +53,9 @@ export async function listenOnePort(options: {
   } else {
     h1 = http.createServer(options.handler as unknown as http.RequestListener);
     h1.on("upgrade", options.upgrade);
+    // Longer than the idle timeouts of common load balancers (60 s), so the
+    // server is not the side that closes a connection a client is reusing.
+    h1.keepAliveTimeout = 65_000;
     const h2 = http2.createServer({}, options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     h2.on("session", (s) => trackSession(s));
     const plain = h1;

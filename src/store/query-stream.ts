@@ -1,3 +1,7 @@
+import { randomUUID } from "node:crypto";
+import { createReadStream, mkdirSync, rmSync } from "node:fs";
+import { unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { StoreConfig } from "../config.ts";
 
@@ -32,15 +36,53 @@ const settingsClause = (settings: Record<string, string | number>) => {
 };
 
 /**
+ * Formats that are one document rather than a sequence of rows: chDB's
+ * streaming API formats each block on its own, which for these yields one
+ * complete file per block, not one file.
+ */
+const WHOLE_FILE_FORMATS = new Set(["Parquet"]);
+const FILE_READ_CHUNK = 1024 * 1024;
+
+/**
  * `@clickhouse/client`'s chDB connection materializes whole results, so the
  * embedded engine streams through its own session API instead: one short-lived
  * session per stream (same-path sessions share the engine and run in
  * parallel; each session allows one open stream).
+ *
+ * Whole-file formats are written by the engine into a file under `spoolDir`
+ * (its memory stays bounded by one row group), then streamed from disk and
+ * deleted. Their query cannot be interrupted once started: a client that
+ * leaves meanwhile only stops the transfer.
  */
-function chdbStreamer(path: string): QueryStreamer {
+function chdbStreamer(path: string, spoolDir: string): QueryStreamer {
+  // Files of exports cut short by a crash.
+  rmSync(spoolDir, { recursive: true, force: true });
+  mkdirSync(spoolDir, { recursive: true });
+
   return async function* ({ sql, params, format, settings, signal }) {
     const { Session } = await import("chdb");
     const session = new Session(path);
+    if (WHOLE_FILE_FORMATS.has(format)) {
+      const file = join(spoolDir, `${randomUUID()}.${format.toLowerCase()}`);
+      try {
+        await session.queryBindAsync(
+          `INSERT INTO FUNCTION file({spool_file:String}, '${format}') ${sql}${settingsClause(settings)}`,
+          { ...params, spool_file: file },
+        );
+        const rows = Number((await session.queryBindAsync("SELECT count() FROM file({spool_file:String})", { spool_file: file })).text());
+        signal.throwIfAborted();
+        let first = true;
+        for await (const bytes of createReadStream(file, { highWaterMark: FILE_READ_CHUNK, signal })) {
+          // The row count rides on the first chunk: the file is complete before it is sent.
+          yield { bytes: bytes as Buffer, rows: first ? rows : 0 };
+          first = false;
+        }
+      } finally {
+        session.close();
+        await unlink(file).catch(() => {});
+      }
+      return;
+    }
     try {
       const stream = session.queryStreamBind(`${sql}${settingsClause(settings)}`, params, { format, signal });
       for await (const chunk of stream) {
@@ -71,5 +113,5 @@ function serverStreamer(client: ClickHouseClient): QueryStreamer {
 }
 
 export function createQueryStreamer(config: StoreConfig, client: ClickHouseClient): QueryStreamer {
-  return config.kind === "chdb" ? chdbStreamer(config.path) : serverStreamer(client);
+  return config.kind === "chdb" ? chdbStreamer(config.path, join(dirname(config.path), "export-spool")) : serverStreamer(client);
 }
