@@ -52,7 +52,7 @@ const readOf = (ctx: HandlerContext, operation: "search" | "get" | "export" | "t
 
 export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
   return {
-    searchEvents: (req, ctx) => audited(deps.recordRead, readOf(ctx, "search"), async (note) => {
+    searchEvents: (req, ctx) => audited(deps.recordRead, { ...readOf(ctx, "search"), filter: req.filter }, async (note) => {
       const principal = principalOf(ctx);
       requireAnyRole(principal, READERS, "SearchEvents");
       const { config } = deps;
