@@ -9,15 +9,10 @@
  *
  * BENCH_EVENTS (default 300000) events per scenario.
  */
-import { execFile } from "node:child_process";
-import { appendFileSync, readFileSync } from "node:fs";
-import { cpus } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { mintToken } from "../src/auth/token.ts";
-import { removeDataDir, ROOT, startServer, tempDataDir, TEST_SECRET } from "../test/helpers/server.ts";
+import { removeDataDir, ROOT, startServer, tempDataDir } from "../test/helpers/server.ts";
+import { adminToken, cpuSecondsOf, du, environmentLine, mib, percentile, rssOf, rssSampler, run, runLoadClients, writeResults } from "./common.ts";
 
-const run = promisify(execFile);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 300_000);
 const CLIENT_PROCESSES = 2;
 
@@ -30,52 +25,24 @@ interface Scenario {
   rate?: number;
 }
 
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
-const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
-
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) * 1024;
-}
-
-/** User + system CPU of a process so far, from /proc (clock ticks are 1/100 s on Linux). */
-function cpuSecondsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function du(dir: string): Promise<number> {
-  const { stdout } = await run("du", ["-sb", dir]);
-  return Number(stdout.split(/\s/)[0]);
-}
-
 async function scenario(s: Scenario) {
   const dataDir = tempDataDir();
   const server = await startServer({ dataDir, env: { ...s.env } });
   const pid = server.pid;
-  const token = await mintToken(TEST_SECRET, { tenant: "", roles: ["admin"], subject: "bench", ttlSeconds: 3600 }, { tenant: "tenant", roles: "roles" });
-  let peakRss = rssOf(pid);
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssOf(pid))), 100);
-  const perProcess = Math.ceil(EVENTS / CLIENT_PROCESSES);
-  const started = performance.now();
-  const results = await Promise.all(
-    Array.from({ length: CLIENT_PROCESSES }, () =>
-      run(process.execPath, [
-        "--import", "tsx", join(ROOT, "bench/load-client.ts"), server.baseUrl, token, String(perProcess),
-        String(s.streamsPerProcess), String(s.perMessage), String((s.rate ?? 0) / CLIENT_PROCESSES),
-      ], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }).then((r) => JSON.parse(r.stdout) as { acked: number; latenciesMs: number[] }),
-    ),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  clearInterval(sampler);
+  const sampler = rssSampler(pid, 100);
+  const { seconds, acked, latenciesMs: latencies } = await runLoadClients({
+    baseUrl: server.baseUrl,
+    token: await adminToken(),
+    events: EVENTS,
+    processes: CLIENT_PROCESSES,
+    streamsPerProcess: s.streamsPerProcess,
+    perMessage: s.perMessage,
+    rate: s.rate,
+  });
+  const peakRss = sampler.stop();
   const steadyRss = rssOf(pid);
   const serverCpuSeconds = cpuSecondsOf(pid);
   await server.stop();
-  const acked = results.reduce((n, r) => n + r.acked, 0);
-  const latencies = results.flatMap((r) => r.latenciesMs);
   const row = {
     scenario: s.name,
     eventsPerSec: Math.round(acked / seconds),
@@ -122,11 +89,10 @@ async function main() {
   const half = await scenario({ ...scenarios[0], name: `default, offered 50% of max (${Math.round(max / 2)}/s)`, rate: Math.round(max / 2) });
   rows.push(half);
 
-  const versions = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")).packages;
   const table = [
     `## Ingest — ${new Date().toISOString().slice(0, 16)}Z`,
     "",
-    `Node ${process.version}, chdb ${versions["node_modules/chdb"].version}, ${cpus().length} cores (${cpus()[0].model}); ` +
+    `${environmentLine()}; ` +
       `${EVENTS} events per scenario from ${CLIENT_PROCESSES} client processes; ack latency = end of a stream (20 messages) → its acknowledgement.`,
     "",
     `Raw baseline (same rows straight into chDB, 10k per INSERT, one process): **${raw.eventsPerSec} events/s**, ${mib(raw.disk)} MiB on disk.`,
@@ -138,8 +104,7 @@ async function main() {
     ),
     "",
   ].join("\n");
-  console.log("\n" + table);
-  appendFileSync(join(ROOT, "bench/RESULTS.md"), "\n" + table);
+  writeResults(table);
 }
 
 await main();

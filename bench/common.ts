@@ -1,0 +1,81 @@
+/** What the benchmarks share: process probes, load clients, table helpers. */
+import { execFile } from "node:child_process";
+import { appendFileSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { mintToken } from "../src/auth/token.ts";
+import { ROOT, TEST_SECRET } from "../test/helpers/server.ts";
+
+export const run = promisify(execFile);
+
+export const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+export const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) * 1024;
+}
+
+/** User + system CPU of a process so far, from /proc (clock ticks are 1/100 s on Linux). */
+export function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export async function du(dir: string): Promise<number> {
+  const { stdout } = await run("du", ["-sb", dir]);
+  return Number(stdout.split(/\s/)[0]);
+}
+
+/** Samples a process's RSS until stopped; returns the peak. */
+export function rssSampler(pid: number, everyMs = 50) {
+  let peak = rssOf(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, rssOf(pid))), everyMs);
+  return { stop: () => (clearInterval(timer), peak) };
+}
+
+export const adminToken = () =>
+  mintToken(TEST_SECRET, { tenant: "", roles: ["admin"], subject: "bench", ttlSeconds: 3600 }, { tenant: "tenant", roles: "roles" });
+
+/** Drives a server from `processes` load-client processes (bench/load-client.ts). */
+export async function runLoadClients(opts: {
+  baseUrl: string;
+  token: string;
+  events: number;
+  processes: number;
+  streamsPerProcess: number;
+  perMessage: number;
+  /** Total events/s offered; 0 = as fast as they can. */
+  rate?: number;
+}) {
+  const perProcess = Math.ceil(opts.events / opts.processes);
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: opts.processes }, () =>
+      run(process.execPath, [
+        "--import", "tsx", join(ROOT, "bench/load-client.ts"), opts.baseUrl, opts.token, String(perProcess),
+        String(opts.streamsPerProcess), String(opts.perMessage), String((opts.rate ?? 0) / opts.processes),
+      ], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }).then((r) => JSON.parse(r.stdout) as { acked: number; latenciesMs: number[] }),
+    ),
+  );
+  return {
+    seconds: (performance.now() - started) / 1000,
+    acked: results.reduce((n, r) => n + r.acked, 0),
+    latenciesMs: results.flatMap((r) => r.latenciesMs),
+  };
+}
+
+export function environmentLine(): string {
+  const versions = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")).packages;
+  return `Node ${process.version}, chdb ${versions["node_modules/chdb"].version}, ${cpus().length} cores (${cpus()[0].model})`;
+}
+
+/** Prints a section and appends it to bench/RESULTS.md. */
+export function writeResults(section: string): void {
+  console.log("\n" + section);
+  appendFileSync(join(ROOT, "bench/RESULTS.md"), "\n" + section);
+}

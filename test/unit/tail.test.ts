@@ -1,0 +1,117 @@
+import { describe, expect, it } from "vitest";
+import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
+import type { PendingEvent } from "../../src/ingest/commit.ts";
+import type { EventRecord } from "../../src/store/event-row.ts";
+import { TailClosed, TailHub } from "../../src/tail/hub.ts";
+import { compareUtf8, comparePositions, decodeCursor, encodeCursor, startPosition } from "../../src/tail/position.ts";
+
+const record = (tenantId: string, id: string): EventRecord => ({
+  tenantId, id, timeUs: 0, utcOffsetMinutes: 0, type: "t", action: "VIEW", outcome: Outcome.SUCCESS, severity: Severity.INFO,
+  actorId: "a", actorType: "", actorName: "", actorSessionId: "", actorIp: "", actorUserAgent: "", resourceType: "",
+  resourceId: "", resourceName: "", source: "", requestId: "", message: "", attributes: {}, before: "", after: "",
+});
+const pending = (tenantId: string, id: string, bytes = 100): PendingEvent => ({ record: record(tenantId, id), clientId: true, bytes });
+const never = new AbortController().signal;
+
+describe("compareUtf8: the order ClickHouse sorts String columns in", () => {
+  it.each([
+    ["a", "b"],
+    ["a", "ab"],
+    ["", "a"],
+    ["Z", "a"],
+    ["\u00e9", "\u4e00"],
+    // A supplementary character sorts after U+FFFD in UTF-8, though its UTF-16 surrogate is smaller.
+    ["\ufffd", "\u{1F600}"],
+    ["\uff21", "\u{10000}"],
+  ])("%j < %j, like their UTF-8 bytes", (a, b) => {
+    expect(Buffer.compare(Buffer.from(a), Buffer.from(b))).toBe(-1);
+    expect(compareUtf8(a, b)).toBeLessThan(0);
+    expect(compareUtf8(b, a)).toBeGreaterThan(0);
+    expect(compareUtf8(a, a)).toBe(0);
+  });
+
+  it("positions order by commit time, then tenant, then id", () => {
+    const p = (receivedAtUs: number, tenantId: string, id: string) => ({ receivedAtUs, tenantId, id });
+    const sorted = [p(1, "b", "z"), p(2, "", ""), p(2, "a", "9"), p(2, "a", "a"), p(2, "b", "0"), p(3, "a", "a")];
+    expect([...sorted].reverse().sort(comparePositions)).toEqual(sorted);
+  });
+});
+
+describe("tail cursors", () => {
+  it("round-trip", () => {
+    const p = { receivedAtUs: 1_795_000_000_123_456, tenantId: "acme", id: "évt/1" };
+    expect(decodeCursor(encodeCursor(p))).toEqual(p);
+  });
+
+  it.each(["", "not base64 json", Buffer.from("[2,1,\"a\",\"b\"]").toString("base64url"), Buffer.from("[1,1.5,\"a\",\"b\"]").toString("base64url"), Buffer.from("{}").toString("base64url")])(
+    "refuses %j with a message that says what to pass",
+    (cursor) => {
+      expect(() => decodeCursor(cursor)).toThrow("cursor is not valid: pass the `cursor` of a tail response unchanged");
+    },
+  );
+
+  it("a tail starts after a cursor, from a time, or now", () => {
+    const p = { receivedAtUs: 5, tenantId: "t", id: "i" };
+    expect(startPosition(encodeCursor(p), { seconds: 9n, nanos: 0 } as never)).toEqual(p);
+    expect(startPosition("", { seconds: 9n, nanos: 1000 } as never)).toEqual({ receivedAtUs: 9_000_001, tenantId: "", id: "" });
+    expect(startPosition("", undefined)).toBeUndefined();
+    expect(() => startPosition("", { seconds: 99_999_999_999n, nanos: 0 } as never)).toThrow("since must be a valid time");
+  });
+});
+
+describe("TailHub and its bounded subscriptions", () => {
+  it("delivers matching events of each batch in commit order (tenant, then id)", async () => {
+    const hub = new TailHub();
+    const sub = hub.subscribe((r) => r.tenantId !== "x", 10_000);
+    hub.publish([pending("b", "1"), pending("x", "0"), pending("a", "2"), pending("a", "10")], 7);
+    const d = await sub.next(100, never);
+    expect("events" in d && d.events.map((e) => [e.receivedAtUs, e.record.tenantId, e.record.id])).toEqual([
+      [7, "a", "10"],
+      [7, "a", "2"],
+      [7, "b", "1"],
+    ]);
+  });
+
+  it("an overflowing queue keeps what it holds, counts what it drops, and reports the gap where it is", async () => {
+    const hub = new TailHub();
+    const sub = hub.subscribe(() => true, 300);
+    hub.publish([pending("t", "1"), pending("t", "2"), pending("t", "3")], 1);
+    hub.publish([pending("t", "4"), pending("t", "5")], 2);
+    const first = await sub.next(2, never);
+    expect("events" in first && first.events.map((e) => e.record.id)).toEqual(["1", "2"]);
+    // Room again, but events stay dropped until the gap has been reported.
+    hub.publish([pending("t", "6")], 3);
+    const second = await sub.next(10, never);
+    expect("events" in second && second.events.map((e) => e.record.id)).toEqual(["3"]);
+    expect(await sub.next(10, never)).toEqual({ skipped: 3 });
+    hub.publish([pending("t", "7")], 4);
+    const third = await sub.next(10, never);
+    expect("events" in third && third.events.map((e) => e.record.id)).toEqual(["7"]);
+  });
+
+  it("publishing never waits on a subscriber, and costs nothing without one", () => {
+    const hub = new TailHub();
+    hub.publish([pending("t", "1")], 1);
+    hub.subscribe(() => true, 100);
+    for (let i = 0; i < 10_000; i++) hub.publish([pending("t", String(i))], i);
+    expect(hub.subscribers).toBe(1);
+  });
+
+  it("a waiting consumer wakes up for a new event, an abort, or the server closing every tail", async () => {
+    const hub = new TailHub();
+    const sub = hub.subscribe(() => true, 1000);
+    const waiting = sub.next(10, never);
+    hub.publish([pending("t", "1")], 1);
+    expect(await waiting).toMatchObject({ events: [{ record: { id: "1" } }] });
+
+    const abort = new AbortController();
+    const aborted = sub.next(10, abort.signal);
+    abort.abort(new Error("client left"));
+    await expect(aborted).rejects.toThrow("client left");
+
+    const closing = sub.next(10, never);
+    hub.closeAll();
+    await expect(closing).rejects.toBeInstanceOf(TailClosed);
+    expect(hub.subscribers).toBe(0);
+  });
+});
