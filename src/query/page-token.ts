@@ -22,13 +22,17 @@ export function encodePageToken(cursor: PageCursor): string {
   return Buffer.from(JSON.stringify(body)).toString("base64url");
 }
 
-export function decodePageToken(token: string, filterHash: string): PageCursor {
-  let body: unknown;
+/** The JSON inside an opaque base64url token (page token, tail cursor), or `invalid` as an INVALID_ARGUMENT. */
+export function decodeOpaque(token: string, invalid: string): unknown {
   try {
-    body = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+    return JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
   } catch {
-    throw invalidArgument(BAD_TOKEN);
+    throw invalidArgument(invalid);
   }
+}
+
+export function decodePageToken(token: string, filterHash: string): PageCursor {
+  const body = decodeOpaque(token, BAD_TOKEN);
   if (!Array.isArray(body) || body.length !== 6 || body[0] !== 1) throw invalidArgument(BAD_TOKEN);
   const [, snapshotUs, timeUs, id, tenantId, hash] = body as unknown[];
   if (

@@ -1,5 +1,6 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { invalidArgument } from "../errors.ts";
+import { decodeOpaque } from "../query/page-token.ts";
 import { storableMicros } from "../time.ts";
 
 /**
@@ -41,12 +42,7 @@ export function encodeCursor(p: TailPosition): string {
 }
 
 export function decodeCursor(cursor: string): TailPosition {
-  let body: unknown;
-  try {
-    body = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-  } catch {
-    throw invalidArgument(BAD_CURSOR);
-  }
+  const body = decodeOpaque(cursor, BAD_CURSOR);
   if (!Array.isArray(body) || body.length !== 4 || body[0] !== 1) throw invalidArgument(BAD_CURSOR);
   const [, receivedAtUs, tenantId, id] = body as unknown[];
   if (!Number.isSafeInteger(receivedAtUs) || typeof tenantId !== "string" || typeof id !== "string") {
