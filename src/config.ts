@@ -13,6 +13,16 @@ export interface Config {
   auth: AuthConfig;
   ingest: IngestConfig;
   query: QueryConfig;
+  integrity: IntegrityConfig;
+}
+
+export interface IntegrityConfig {
+  /** Hash-chain and sign every batch. Off only to measure what it costs. */
+  hashChain: boolean;
+  /** Ed25519 PKCS#8 PEM (text or path); generated into the data dir when absent. */
+  signingKey?: string;
+  /** This writer's chain id; generated into the data dir when absent. Unique per instance. */
+  instanceId?: string;
 }
 
 export type StoreConfig =
@@ -104,6 +114,14 @@ function str(env: Env, name: string): string | undefined {
   return raw === undefined || raw === "" ? undefined : raw;
 }
 
+function instanceId(env: Env): string | undefined {
+  const id = str(env, "AUDITLOG_INSTANCE_ID");
+  if (id !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(id)) {
+    throw new ConfigError(`AUDITLOG_INSTANCE_ID must be 1 to 64 letters, digits, ".", "_" or "-", got ${JSON.stringify(id)}`);
+  }
+  return id;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = resolve(str(env, "AUDITLOG_DATA_DIR") ?? "./data");
   const retentionDays = int(env, "AUDITLOG_RETENTION_DAYS", 90, 1, 36500);
@@ -179,6 +197,11 @@ export function loadConfig(env: Env = process.env): Config {
         maxFieldBytes: 256,
         maxFutureSkewMs: 5 * 60 * 1000,
       },
+    },
+    integrity: {
+      hashChain: bool(env, "AUDITLOG_HASH_CHAIN", true),
+      signingKey: str(env, "AUDITLOG_SIGNING_KEY"),
+      instanceId: instanceId(env),
     },
     query: {
       defaultPageSize: 50,

@@ -1,8 +1,11 @@
+import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { isRole, type Role } from "./auth/principal.ts";
 import { loadOrCreateSecret } from "./auth/secret.ts";
 import { mintToken, parseDuration } from "./auth/token.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { loadOrCreateFile } from "./data-file.ts";
+import { loadSigner } from "./integrity/signing-key.ts";
 
 const USAGE = `usage: auditlog <command> [options]
 
@@ -10,6 +13,9 @@ commands:
   serve                               run the service (default)
   token --tenant T --role R[,R...]    print a signed HS256 token
         [--sub SUBJECT] [--ttl 1h]    roles: writer, auditor, admin
+  verify --export FILE --public-key KEY
+        [--json]                      verify an NDJSON export offline (no server,
+                                      no database); exit 0 intact, 1 tampered
 
 Configuration comes from the environment; see README.md.`;
 
@@ -55,6 +61,20 @@ async function token(config: Config, args: string[]) {
   process.stdout.write(jwt + "\n");
 }
 
+async function verify(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: { export: { type: "string" }, "public-key": { type: "string" }, json: { type: "boolean", default: false } },
+  });
+  if (!values.export || !values["public-key"]) {
+    throw new ConfigError("verify needs --export FILE (an NDJSON export) and --public-key KEY (PEM file, from GET /.well-known/auditlog-signing-key)");
+  }
+  const { verifyExport, describe } = await import("./integrity/offline.ts");
+  const result = await verifyExport(values.export, values["public-key"]);
+  process.stdout.write((values.json ? JSON.stringify(result) : describe(result)) + "\n");
+  process.exitCode = result.reports.every((r) => !r.problem) ? 0 : 1;
+}
+
 async function serve(config: Config) {
   const [{ createLogger }, { createVerifier }, { createStoreClient }, { prepareStore }, { startServer }, { createQueryStreamer }] =
     await Promise.all([
@@ -74,7 +94,11 @@ async function serve(config: Config) {
   // The embedded engine is local: wait for it, so the first call finds the schema.
   if (config.store.kind === "chdb") await store.whenReady;
   const stream = createQueryStreamer(config.store, client);
-  const server = await startServer({ config, log, client, store, verify, stream });
+  const { signer, created: keyFile } = loadSigner(config.integrity.signingKey, config.dataDir);
+  if (keyFile) log.info({ file: keyFile, keyId: signer.keyId }, "generated a new Ed25519 checkpoint signing key (mode 0600)");
+  const chainId =
+    config.integrity.instanceId ?? loadOrCreateFile(config.dataDir, "instance-id", () => randomBytes(6).toString("hex")).value.trim();
+  const server = await startServer({ config, log, client, store, verify, stream, signer, chainId });
   log.info(
     { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
     `listening on port ${server.port}`,
@@ -114,6 +138,7 @@ async function main(argv: string[]) {
   const config = loadConfig(process.env);
   if (command === "serve") return serve(config);
   if (command === "token") return token(config, rest);
+  if (command === "verify") return verify(rest);
   throw new ConfigError(`unknown command "${command}"\n\n${USAGE}`);
 }
 

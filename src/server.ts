@@ -4,6 +4,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
+import { IntegrityService } from "../gen/auditlog/v1/integrity_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
 import { peerAddressKey, plainAddress } from "./audit/caller.ts";
 import { createReadAuditor } from "./audit/read-audit.ts";
@@ -22,6 +23,9 @@ import { queryService } from "./query/service.ts";
 import type { QueryStreamer } from "./store/query-stream.ts";
 import type { StoreReadiness } from "./store/readiness.ts";
 import { TailHub } from "./tail/hub.ts";
+import { createChainer } from "./integrity/chainer.ts";
+import { integrityService } from "./integrity/service.ts";
+import type { CheckpointSigner } from "./integrity/signing-key.ts";
 
 export interface ServerDeps {
   config: Config;
@@ -31,6 +35,10 @@ export interface ServerDeps {
   verify: VerifyToken;
   /** Streams large results (exports) straight from the store. */
   stream: QueryStreamer;
+  /** Signs checkpoints. */
+  signer: CheckpointSigner;
+  /** This instance's chain on every tenant. */
+  chainId: string;
 }
 
 /** Until the schema is in place, say so instead of failing on a missing table. */
@@ -48,6 +56,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Where the checkpoint signing key (SPKI PEM) is published. */
+export const SIGNING_KEY_PATH = "/.well-known/auditlog-signing-key";
+
 /** Plain HTTP beside the RPCs: only what RPC cannot do well. */
 function plainRoutes(deps: ServerDeps, download: ReturnType<typeof exportRoute>) {
   return async (req: NodeServerRequest, res: NodeServerResponse) => {
@@ -56,6 +67,12 @@ function plainRoutes(deps: ServerDeps, download: ReturnType<typeof exportRoute>)
     if (req.method === "GET" && path === "/v1/export") {
       if (!deps.store.ready) return unready(res);
       return download(req, res, url);
+    }
+    if (req.method === "GET" && path === SIGNING_KEY_PATH) {
+      // Public by nature: anyone holding an export verifies it with this key.
+      res.writeHead(200, { "content-type": "application/x-pem-file", "x-key-id": deps.signer.keyId, "cache-control": "max-age=300" });
+      res.end(deps.signer.publicKeyPem);
+      return;
     }
     if (req.method === "GET" && path === "/healthz") {
       const ok = deps.store.ready && (await deps.client.ping()).success;
@@ -81,6 +98,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     retentionDays: config.store.retentionDays,
     log,
     onCommitted: (events, receivedAtUs) => hub.publish(events, receivedAtUs),
+    chainer: config.integrity.hashChain ? createChainer({ client, chainId: deps.chainId, signer: deps.signer }) : undefined,
   });
   const batcher = new Batcher<PendingEvent>(
     {
@@ -113,6 +131,10 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       }),
     );
     router.service(QueryService, queryService({ ...readDeps, config: config.query }));
+    router.service(
+      IntegrityService,
+      integrityService({ client, stream: deps.stream, signer: deps.signer, retentionDays: config.store.retentionDays }),
+    );
   };
 
   const handler = createRpcHandler({

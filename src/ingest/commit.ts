@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { unavailable } from "../errors.ts";
 import { toInsertRow, type EventRecord } from "../store/event-row.ts";
 import { findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
+import type { Chainer } from "../integrity/chainer.ts";
 import { nowMicros } from "../time.ts";
 
 export interface PendingEvent {
@@ -39,6 +40,8 @@ export function createCommitter(deps: {
   retentionDays: number;
   log: Logger;
   onCommitted?: CommittedListener;
+  /** Hash-chains and signs each batch; absent only when chaining is switched off. */
+  chainer?: Chainer;
 }): Committer {
   let lastStampUs = nowMicros();
   let inFlightStampUs: number | undefined;
@@ -70,18 +73,21 @@ export function createCommitter(deps: {
     try {
       const existing = await findStoredIds(deps.client, lookups);
       const lookedUpAt = performance.now();
-      const rows: unknown[][] = [];
-      const inserted: PendingEvent[] = [];
-      batch.forEach((event, i) => {
+      const inserted = batch.filter((event, i) => {
         if (stored[i] && existing.has(idKey(event.record.tenantId, event.record.id))) stored[i] = false;
-        if (stored[i]) {
-          rows.push(toInsertRow(event.record, receivedAtUs, deps.retentionDays));
-          inserted.push(event);
-        }
+        return stored[i];
       });
+      const advanceChains = deps.chainer ? await deps.chainer.link(inserted.map((e) => e.record), receivedAtUs) : () => {};
+      const rows = inserted.map((event) => toInsertRow(event.record, receivedAtUs, deps.retentionDays));
       const serializedAt = performance.now();
       if (rows.length > 0) {
-        await insertEventRows(deps.client, rows);
+        try {
+          await insertEventRows(deps.client, rows);
+        } catch (err) {
+          deps.chainer?.forget();
+          throw err;
+        }
+        advanceChains();
         // No await between the insert and this call: a tail that subscribes
         // meanwhile either gets this batch live or finds it in storage.
         try {

@@ -56,6 +56,17 @@ const ACTOR: JsonField[] = [
 ];
 const RESOURCE: JsonField[] = [text("type", "resource_type"), text("id", "resource_id"), text("name", "resource_name")];
 
+/** The signed checkpoint an event ends, as the Checkpoint message: what an offline verifier checks. */
+const CHECKPOINT: JsonField[] = [
+  text("tenantId", "tenant_id"),
+  text("chainId", "chain_id"),
+  { key: "seq", json: "toJSONString(toString(seq))", present: "1" },
+  text("headHash", "hash"),
+  { key: "time", json: `toJSONString(${rfc3339("received_at")})`, present: "1" },
+  text("signature", "checkpoint_signature"),
+  text("keyId", "checkpoint_key_id"),
+];
+
 /** One Event per line, as protobuf JSON (camelCase names, enum names, defaults omitted). */
 const NDJSON_LINE = jsonObject([
   text("id", "id"),
@@ -80,6 +91,11 @@ const NDJSON_LINE = jsonObject([
   { key: "before", json: "before", present: "before != ''" },
   { key: "after", json: "after", present: "after != ''" },
   { key: "receivedAt", json: `toJSONString(${rfc3339("received_at")})`, present: "1" },
+  text("chainId", "chain_id"),
+  { key: "seq", json: "toJSONString(toString(seq))", present: "seq != 0" },
+  text("prevHash", "prev_hash"),
+  text("hash", "hash"),
+  { key: "checkpoint", json: jsonObject(CHECKPOINT), present: "checkpoint_signature != ''" },
 ]);
 
 /** CSV columns before the attributes: proto field paths, nested fields dotted. */
@@ -107,6 +123,12 @@ const CSV_COLUMNS: [header: string, sql: string][] = [
   ["before", "before"],
   ["after", "after"],
   ["received_at", rfc3339("received_at")],
+  ["chain_id", "chain_id"],
+  ["seq", "seq"],
+  ["prev_hash", "prev_hash"],
+  ["hash", "hash"],
+  ["checkpoint.signature", "checkpoint_signature"],
+  ["checkpoint.key_id", "checkpoint_key_id"],
 ];
 
 /** Typed columns: timestamps stay timestamps, actor and resource are structs, attributes a map. */
@@ -115,7 +137,8 @@ const PARQUET_COLUMNS = `id, tenant_id, time, utc_offset_minutes, type, action,
   CAST((actor_id, actor_type, actor_name, actor_session_id, actor_ip, actor_user_agent),
     'Tuple(id String, type String, name String, session_id String, ip String, user_agent String)') AS actor,
   CAST((resource_type, resource_id, resource_name), 'Tuple(type String, id String, name String)') AS resource,
-  source, request_id, message, CAST(attributes, 'Map(String, String)') AS attributes, before, after, received_at`;
+  source, request_id, message, CAST(attributes, 'Map(String, String)') AS attributes, before, after, received_at,
+  chain_id, seq, prev_hash, hash, checkpoint_signature, checkpoint_key_id`;
 
 /** RFC 4180: quote every field, double the quotes inside. */
 const csvField = (value: string) => `"${value.replaceAll('"', '""')}"`;

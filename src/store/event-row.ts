@@ -1,5 +1,5 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { timestampFromMicros } from "../time.ts";
+import { microsFromTimestamp, timestampFromMicros } from "../time.ts";
 import { EventSchema, Outcome, Severity, type Event } from "../../gen/auditlog/v1/event_pb.js";
 
 /** An event after validation and normalization: what one row of `events` holds. */
@@ -29,6 +29,18 @@ export interface EventRecord {
   /** JSON text, "" when absent. */
   before: string;
   after: string;
+  /** Set by the committer, just before the insert. */
+  link?: ChainLink;
+}
+
+/** Where an event sits on its hash chain (README, "Tamper evidence"). */
+export interface ChainLink {
+  chainId: string;
+  seq: number;
+  prevHash: string;
+  hash: string;
+  /** On the event a batch's stretch of the chain ends at: the signed checkpoint of that head. */
+  checkpoint?: { signature: string; keyId: string };
 }
 
 /** Column order of the insert rows below. */
@@ -37,6 +49,7 @@ export const INSERT_COLUMNS = [
   "actor_id", "actor_type", "actor_name", "actor_session_id", "actor_ip", "actor_user_agent",
   "resource_type", "resource_id", "resource_name", "source", "request_id", "message",
   "attributes", "before", "after", "received_at", "retention_days",
+  "chain_id", "seq", "prev_hash", "hash", "checkpoint_signature", "checkpoint_key_id",
 ] as const;
 
 const OUTCOME_NAMES: Record<number, string> = { [Outcome.UNSPECIFIED]: "UNSPECIFIED", [Outcome.SUCCESS]: "SUCCESS", [Outcome.FAILURE]: "FAILURE" };
@@ -64,6 +77,8 @@ export function toInsertRow(r: EventRecord, receivedAtUs: number, retentionDays:
     r.actorId, r.actorType, r.actorName, r.actorSessionId, r.actorIp, r.actorUserAgent,
     r.resourceType, r.resourceId, r.resourceName, r.source, r.requestId, r.message,
     r.attributes, r.before, r.after, dateTime64(receivedAtUs), retentionDays,
+    r.link?.chainId ?? "", r.link?.seq ?? 0, r.link?.prevHash ?? "", r.link?.hash ?? "",
+    r.link?.checkpoint?.signature ?? "", r.link?.checkpoint?.keyId ?? "",
   ];
 }
 
@@ -71,7 +86,7 @@ export function toInsertRow(r: EventRecord, receivedAtUs: number, retentionDays:
 export const SELECT_COLUMNS = `tenant_id, id, toUnixTimestamp64Micro(time) AS time_us, utc_offset_minutes, type, action,
   outcome, severity, actor_id, actor_type, actor_name, actor_session_id, actor_ip, actor_user_agent,
   resource_type, resource_id, resource_name, source, request_id, message, attributes, before, after,
-  toUnixTimestamp64Micro(received_at) AS received_at_us`;
+  toUnixTimestamp64Micro(received_at) AS received_at_us, chain_id, seq, prev_hash, hash, checkpoint_signature, checkpoint_key_id`;
 
 export interface SelectedRow {
   tenant_id: string;
@@ -98,10 +113,20 @@ export interface SelectedRow {
   before: string;
   after: string;
   received_at_us: string;
+  chain_id: string;
+  /** UInt64: a string in JSON. */
+  seq: string;
+  prev_hash: string;
+  hash: string;
+  checkpoint_signature: string;
+  checkpoint_key_id: string;
 }
 
-export function fromSelectedRow(row: SelectedRow): Event {
-  const record: EventRecord = {
+export const fromSelectedRow = (row: SelectedRow): Event => fromRecord(recordFromRow(row), Number(row.received_at_us));
+
+/** The stored event a row holds, as the committer had it (chain link included). */
+export function recordFromRow(row: SelectedRow): EventRecord {
+  return {
     tenantId: row.tenant_id,
     id: row.id,
     timeUs: Number(row.time_us),
@@ -125,8 +150,54 @@ export function fromSelectedRow(row: SelectedRow): Event {
     attributes: row.attributes,
     before: row.before,
     after: row.after,
+    link: row.chain_id
+      ? {
+          chainId: row.chain_id,
+          seq: Number(row.seq),
+          prevHash: row.prev_hash,
+          hash: row.hash,
+          checkpoint: row.checkpoint_signature ? { signature: row.checkpoint_signature, keyId: row.checkpoint_key_id } : undefined,
+        }
+      : undefined,
   };
-  return fromRecord(record, Number(row.received_at_us));
+}
+
+/** The stored event an Event message (e.g. a line of an NDJSON export) describes: the inverse of fromRecord. */
+export function recordFromEvent(e: Event): EventRecord {
+  return {
+    tenantId: e.tenantId,
+    id: e.id,
+    timeUs: e.time ? microsFromTimestamp(e.time) : 0,
+    utcOffsetMinutes: e.utcOffsetMinutes,
+    type: e.type,
+    action: e.action,
+    outcome: e.outcome,
+    severity: e.severity,
+    actorId: e.actor?.id ?? "",
+    actorType: e.actor?.type ?? "",
+    actorName: e.actor?.name ?? "",
+    actorSessionId: e.actor?.sessionId ?? "",
+    actorIp: e.actor?.ip ?? "",
+    actorUserAgent: e.actor?.userAgent ?? "",
+    resourceType: e.resource?.type ?? "",
+    resourceId: e.resource?.id ?? "",
+    resourceName: e.resource?.name ?? "",
+    source: e.source,
+    requestId: e.requestId,
+    message: e.message,
+    attributes: e.attributes,
+    before: e.before ? JSON.stringify(e.before) : "",
+    after: e.after ? JSON.stringify(e.after) : "",
+    link: e.chainId
+      ? {
+          chainId: e.chainId,
+          seq: Number(e.seq),
+          prevHash: e.prevHash,
+          hash: e.hash,
+          checkpoint: e.checkpoint ? { signature: Buffer.from(e.checkpoint.signature).toString("base64"), keyId: e.checkpoint.keyId } : undefined,
+        }
+      : undefined,
+  };
 }
 
 export const outcomeName = (o: Outcome) => OUTCOME_NAMES[o];
@@ -159,5 +230,26 @@ export function fromRecord(r: EventRecord, receivedAtUs: number): Event {
     before: r.before ? (JSON.parse(r.before) as JsonObject) : undefined,
     after: r.after ? (JSON.parse(r.after) as JsonObject) : undefined,
     receivedAt: timestampFromMicros(receivedAtUs),
+    ...chainFields(r, receivedAtUs),
   });
+}
+
+function chainFields(r: EventRecord, receivedAtUs: number) {
+  const link = r.link;
+  if (!link) return {};
+  return {
+    chainId: link.chainId,
+    seq: BigInt(link.seq),
+    prevHash: link.prevHash,
+    hash: link.hash,
+    checkpoint: link.checkpoint && {
+      tenantId: r.tenantId,
+      chainId: link.chainId,
+      seq: BigInt(link.seq),
+      headHash: link.hash,
+      time: timestampFromMicros(receivedAtUs),
+      signature: Buffer.from(link.checkpoint.signature, "base64"),
+      keyId: link.checkpoint.keyId,
+    },
+  };
 }

@@ -115,3 +115,16 @@ function serverStreamer(client: ClickHouseClient): QueryStreamer {
 export function createQueryStreamer(config: StoreConfig, client: ClickHouseClient): QueryStreamer {
   return config.kind === "chdb" ? chdbStreamer(config.path, join(dirname(config.path), "export-spool")) : serverStreamer(client);
 }
+
+/** The rows of a JSONEachRow stream, whatever its chunking (the HTTP interface splits anywhere). */
+export async function* jsonRows<T>(chunks: AsyncIterable<StreamedChunk>): AsyncGenerator<T> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const { bytes } of chunks) {
+    const lines = (rest + decoder.decode(bytes, { stream: true })).split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) if (line) yield JSON.parse(line) as T;
+  }
+  rest += decoder.decode();
+  if (rest.trim()) yield JSON.parse(rest) as T;
+}

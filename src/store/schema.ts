@@ -15,6 +15,9 @@ import type { StoreConfig } from "../config.ts";
  * - Bloom filters on the ids people look up one at a time (id, request_id).
  * - fsync_after_insert: an acknowledged insert is on disk, not only in the
  *   page cache (AUDITLOG_FSYNC=false trades that for throughput).
+ * - The hash chain (chain_id, seq, prev_hash, hash) and, on the event that
+ *   ends a batch's stretch of a chain, the signed checkpoint: stored in the
+ *   same INSERT as the events, so a checkpoint never exists without its events.
  */
 function eventsTable(config: StoreConfig): string {
   return `
@@ -45,6 +48,7 @@ CREATE TABLE IF NOT EXISTS events
   after String CODEC(ZSTD(1)),
   received_at DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
   retention_days UInt16,
+${CHAIN_COLUMNS.map((c) => `  ${c},`).join("\n")}
   INDEX idx_id id TYPE bloom_filter(0.001) GRANULARITY 1,
   INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 1
 )
@@ -54,6 +58,40 @@ ORDER BY (tenant_id, time, id)
 TTL toDateTime(received_at) + toIntervalDay(retention_days)
 SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}`;
 }
+
+/** Added after the first release: created with the table, or added to an existing one. */
+const CHAIN_COLUMNS = [
+  "chain_id LowCardinality(String)",
+  "seq UInt64",
+  "prev_hash String CODEC(ZSTD(1))",
+  "hash String CODEC(ZSTD(1))",
+  "checkpoint_signature String CODEC(ZSTD(1))",
+  "checkpoint_key_id LowCardinality(String)",
+];
+
+/**
+ * Every signed checkpoint, kept beyond the events' retention (a few bytes per
+ * batch): the newest events cannot be removed without the checkpoints showing
+ * it, and verification after TTL deletion starts from the oldest retained one.
+ */
+const checkpointsTable = (config: StoreConfig) => [
+  `CREATE TABLE IF NOT EXISTS checkpoints
+(
+  tenant_id LowCardinality(String),
+  chain_id LowCardinality(String),
+  seq UInt64,
+  head_hash String,
+  time DateTime64(6, 'UTC'),
+  signature String,
+  key_id LowCardinality(String)
+)
+ENGINE = MergeTree
+ORDER BY (tenant_id, chain_id, seq)
+SETTINGS fsync_after_insert = ${config.fsync ? 1 : 0}`,
+  `CREATE MATERIALIZED VIEW IF NOT EXISTS checkpoints_mv TO checkpoints AS
+SELECT tenant_id, chain_id, seq, hash AS head_hash, received_at AS time, checkpoint_signature AS signature, checkpoint_key_id AS key_id
+FROM events WHERE checkpoint_signature != ''`,
+];
 
 /**
  * (tenant_id, id) of every event, sorted for point lookups: the idempotency
@@ -85,7 +123,9 @@ SELECT tenant_id, id, toDateTime(received_at) AS received_at FROM events`,
 export async function migrate(client: ClickHouseClient, config: StoreConfig): Promise<void> {
   const statements = [
     eventsTable(config),
+    ...CHAIN_COLUMNS.map((column) => `ALTER TABLE events ADD COLUMN IF NOT EXISTS ${column}`),
     ...eventIdsTable(config),
+    ...checkpointsTable(config),
     `ALTER TABLE events MODIFY SETTING fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}`,
     `ALTER TABLE event_ids MODIFY TTL received_at + INTERVAL ${config.dedupWindowDays} DAY`,
   ];

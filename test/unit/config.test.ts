@@ -60,6 +60,12 @@ describe("loadConfig: defaults", () => {
       },
     });
     expect(config.query).toEqual({ defaultPageSize: 50, maxPageSize: 1000, tailQueueMaxBytes: 8 * 1024 * 1024, adminAuditTenant: "_admin" });
+    expect(config.integrity).toEqual({ hashChain: true, signingKey: undefined, instanceId: undefined });
+  });
+
+  it("takes an instance id of safe characters only", () => {
+    expect(loadConfig({ AUDITLOG_INSTANCE_ID: "pod-7.eu_1" }).integrity.instanceId).toBe("pod-7.eu_1");
+    expect(() => loadConfig({ AUDITLOG_INSTANCE_ID: "a/b" })).toThrow('AUDITLOG_INSTANCE_ID must be 1 to 64 letters, digits, ".", "_" or "-", got "a/b"');
   });
 
   it("treats an empty variable as unset", () => {

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file auditlog/v1/event.proto.
  */
 export const file_auditlog_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChdhdWRpdGxvZy92MS9ldmVudC5wcm90bxILYXVkaXRsb2cudjEiyAQKBUV2ZW50EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJ1dGNfb2Zmc2V0X21pbnV0ZXMYBCABKAUSDAoEdHlwZRgFIAEoCRIOCgZhY3Rpb24YBiABKAkSJQoHb3V0Y29tZRgHIAEoDjIULmF1ZGl0bG9nLnYxLk91dGNvbWUSJwoIc2V2ZXJpdHkYCCABKA4yFS5hdWRpdGxvZy52MS5TZXZlcml0eRIhCgVhY3RvchgJIAEoCzISLmF1ZGl0bG9nLnYxLkFjdG9yEicKCHJlc291cmNlGAogASgLMhUuYXVkaXRsb2cudjEuUmVzb3VyY2USDgoGc291cmNlGAsgASgJEhIKCnJlcXVlc3RfaWQYDCABKAkSDwoHbWVzc2FnZRgNIAEoCRI2CgphdHRyaWJ1dGVzGA4gAygLMiIuYXVkaXRsb2cudjEuRXZlbnQuQXR0cmlidXRlc0VudHJ5EicKBmJlZm9yZRgPIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYECABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC3JlY2VpdmVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJjCgVBY3RvchIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBG5hbWUYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIKCgJpcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIjIKCFJlc291cmNlEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCSJMCg5FdmVudFJlamVjdGlvbhINCgVpbmRleBgBIAEoAxINCgVmaWVsZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSDAoEY29kZRgEIAEoCSLXAwoLRXZlbnRGaWx0ZXISLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXR5cGVzGAMgAygJEg8KB2FjdGlvbnMYBCADKAkSJgoIb3V0Y29tZXMYBSADKA4yFC5hdWRpdGxvZy52MS5PdXRjb21lEisKDG1pbl9zZXZlcml0eRgGIAEoDjIVLmF1ZGl0bG9nLnYxLlNldmVyaXR5EhEKCWFjdG9yX2lkcxgHIAMoCRIVCg1yZXNvdXJjZV90eXBlGAggASgJEhQKDHJlc291cmNlX2lkcxgJIAMoCRIPCgdzb3VyY2VzGAogAygJEhIKCnJlcXVlc3RfaWQYCyABKAkSPAoKYXR0cmlidXRlcxgMIAMoCzIoLmF1ZGl0bG9nLnYxLkV2ZW50RmlsdGVyLkF0dHJpYnV0ZXNFbnRyeRIMCgR0ZXh0GA0gASgJEhEKCXRlbmFudF9pZBgOIAEoCRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpMCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX1NVQ0NFU1MQARITCg9PVVRDT01FX0ZBSUxVUkUQAip4CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhEKDVNFVkVSSVRZX0lORk8QARIUChBTRVZFUklUWV9XQVJOSU5HEAISEgoOU0VWRVJJVFlfRVJST1IQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdhdWRpdGxvZy92MS9ldmVudC5wcm90bxILYXVkaXRsb2cudjEitQUKBUV2ZW50EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJ1dGNfb2Zmc2V0X21pbnV0ZXMYBCABKAUSDAoEdHlwZRgFIAEoCRIOCgZhY3Rpb24YBiABKAkSJQoHb3V0Y29tZRgHIAEoDjIULmF1ZGl0bG9nLnYxLk91dGNvbWUSJwoIc2V2ZXJpdHkYCCABKA4yFS5hdWRpdGxvZy52MS5TZXZlcml0eRIhCgVhY3RvchgJIAEoCzISLmF1ZGl0bG9nLnYxLkFjdG9yEicKCHJlc291cmNlGAogASgLMhUuYXVkaXRsb2cudjEuUmVzb3VyY2USDgoGc291cmNlGAsgASgJEhIKCnJlcXVlc3RfaWQYDCABKAkSDwoHbWVzc2FnZRgNIAEoCRI2CgphdHRyaWJ1dGVzGA4gAygLMiIuYXVkaXRsb2cudjEuRXZlbnQuQXR0cmlidXRlc0VudHJ5EicKBmJlZm9yZRgPIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYECABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC3JlY2VpdmVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjaGFpbl9pZBgSIAEoCRILCgNzZXEYEyABKAQSEQoJcHJldl9oYXNoGBQgASgJEgwKBGhhc2gYFSABKAkSKwoKY2hlY2twb2ludBgWIAEoCzIXLmF1ZGl0bG9nLnYxLkNoZWNrcG9pbnQaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEingEKCkNoZWNrcG9pbnQSEQoJdGVuYW50X2lkGAEgASgJEhAKCGNoYWluX2lkGAIgASgJEgsKA3NlcRgDIAEoBBIRCgloZWFkX2hhc2gYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJc2lnbmF0dXJlGAYgASgMEg4KBmtleV9pZBgHIAEoCSJjCgVBY3RvchIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBG5hbWUYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIKCgJpcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIjIKCFJlc291cmNlEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCSJMCg5FdmVudFJlamVjdGlvbhINCgVpbmRleBgBIAEoAxINCgVmaWVsZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSDAoEY29kZRgEIAEoCSLXAwoLRXZlbnRGaWx0ZXISLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXR5cGVzGAMgAygJEg8KB2FjdGlvbnMYBCADKAkSJgoIb3V0Y29tZXMYBSADKA4yFC5hdWRpdGxvZy52MS5PdXRjb21lEisKDG1pbl9zZXZlcml0eRgGIAEoDjIVLmF1ZGl0bG9nLnYxLlNldmVyaXR5EhEKCWFjdG9yX2lkcxgHIAMoCRIVCg1yZXNvdXJjZV90eXBlGAggASgJEhQKDHJlc291cmNlX2lkcxgJIAMoCRIPCgdzb3VyY2VzGAogAygJEhIKCnJlcXVlc3RfaWQYCyABKAkSPAoKYXR0cmlidXRlcxgMIAMoCzIoLmF1ZGl0bG9nLnYxLkV2ZW50RmlsdGVyLkF0dHJpYnV0ZXNFbnRyeRIMCgR0ZXh0GA0gASgJEhEKCXRlbmFudF9pZBgOIAEoCRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpMCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX1NVQ0NFU1MQARITCg9PVVRDT01FX0ZBSUxVUkUQAip4CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhEKDVNFVkVSSVRZX0lORk8QARIUChBTRVZFUklUWV9XQVJOSU5HEAISEgoOU0VWRVJJVFlfRVJST1IQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One audit event: an invariant envelope (who did what to which resource,
@@ -141,11 +141,47 @@ export type Event = Message<"auditlog.v1.Event"> & {
   /**
    * Server-set: when the event was committed to storage. Ignored on write.
    *
-   * 18-21 are reserved for the integrity chain (chain_id, seq, prev_hash, hash).
-   *
    * @generated from field: google.protobuf.Timestamp received_at = 17;
    */
   receivedAt?: Timestamp | undefined;
+
+  /**
+   * Server-set tamper evidence (README, "Tamper evidence"); ignored on write.
+   * The hash chain the event is on: one per tenant and writer instance.
+   *
+   * @generated from field: string chain_id = 18;
+   */
+  chainId: string;
+
+  /**
+   * Position on the chain: 1, 2, 3, ... without gaps.
+   *
+   * @generated from field: uint64 seq = 19;
+   */
+  seq: bigint;
+
+  /**
+   * `hash` of the previous event on the chain, 64 hex digits; all zeros for
+   * the first.
+   *
+   * @generated from field: string prev_hash = 20;
+   */
+  prevHash: string;
+
+  /**
+   * SHA-256(prev_hash ‖ canonical bytes of this event), 64 hex digits.
+   *
+   * @generated from field: string hash = 21;
+   */
+  hash: string;
+
+  /**
+   * Present in exports on the event a signed checkpoint ends at, so an
+   * export carries what an offline verifier needs.
+   *
+   * @generated from field: auditlog.v1.Checkpoint checkpoint = 22;
+   */
+  checkpoint?: Checkpoint | undefined;
 };
 
 /**
@@ -154,6 +190,62 @@ export type Event = Message<"auditlog.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_auditlog_v1_event, 0);
+
+/**
+ * A signed statement by the service: on this chain, the event at `seq` has
+ * this `head_hash`. Everything before it on the chain is covered by the hashes.
+ *
+ * @generated from message auditlog.v1.Checkpoint
+ */
+export type Checkpoint = Message<"auditlog.v1.Checkpoint"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string chain_id = 2;
+   */
+  chainId: string;
+
+  /**
+   * @generated from field: uint64 seq = 3;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string head_hash = 4;
+   */
+  headHash: string;
+
+  /**
+   * The commit time of the batch that ended at `seq`.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 5;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Ed25519 over the canonical checkpoint bytes (README).
+   *
+   * @generated from field: bytes signature = 6;
+   */
+  signature: Uint8Array;
+
+  /**
+   * Which key signed: the first 16 hex digits of SHA-256 of its SPKI DER.
+   *
+   * @generated from field: string key_id = 7;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.Checkpoint.
+ * Use `create(CheckpointSchema)` to create a new message.
+ */
+export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_event, 1);
 
 /**
  * Who performed the action.
@@ -203,7 +295,7 @@ export type Actor = Message<"auditlog.v1.Actor"> & {
  * Use `create(ActorSchema)` to create a new message.
  */
 export const ActorSchema: GenMessage<Actor> = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_event, 1);
+  messageDesc(file_auditlog_v1_event, 2);
 
 /**
  * What the action was performed on.
@@ -232,7 +324,7 @@ export type Resource = Message<"auditlog.v1.Resource"> & {
  * Use `create(ResourceSchema)` to create a new message.
  */
 export const ResourceSchema: GenMessage<Resource> = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_event, 2);
+  messageDesc(file_auditlog_v1_event, 3);
 
 /**
  * Why one event of a write request was not stored. Its neighbours are
@@ -277,7 +369,7 @@ export type EventRejection = Message<"auditlog.v1.EventRejection"> & {
  * Use `create(EventRejectionSchema)` to create a new message.
  */
 export const EventRejectionSchema: GenMessage<EventRejection> = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_event, 3);
+  messageDesc(file_auditlog_v1_event, 4);
 
 /**
  * Which events to return. One message, reused by every read RPC. All set
@@ -376,7 +468,7 @@ export type EventFilter = Message<"auditlog.v1.EventFilter"> & {
  * Use `create(EventFilterSchema)` to create a new message.
  */
 export const EventFilterSchema: GenMessage<EventFilter> = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_event, 4);
+  messageDesc(file_auditlog_v1_event, 5);
 
 /**
  * @generated from enum auditlog.v1.Outcome

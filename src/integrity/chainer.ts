@@ -1,0 +1,68 @@
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { EventRecord } from "../store/event-row.ts";
+import { canonicalCheckpoint, canonicalEvent, chainHash, GENESIS_HASH } from "./canonical.ts";
+import type { CheckpointSigner } from "./signing-key.ts";
+
+interface Head {
+  seq: number;
+  hash: string;
+}
+
+export interface Chainer {
+  /**
+   * Puts the batch's events on their tenants' chains (this instance's chain
+   * of each tenant) and signs each touched head. Returns the step that makes
+   * the new heads current: call it once the insert succeeded.
+   */
+  link(records: EventRecord[], receivedAtUs: number): Promise<() => void>;
+  /** After a failed insert, whose rows may or may not have landed: re-read the heads before the next batch. */
+  forget(): void;
+}
+
+/**
+ * One chain per tenant and writer instance (`chainId`), continued across
+ * restarts from the stored head. The head of every batch carries its signed
+ * checkpoint in the same INSERT, so the newest checkpoint of a chain is its
+ * head, and finding it reads the small `checkpoints` table only.
+ */
+export function createChainer(deps: { client: ClickHouseClient; chainId: string; signer: CheckpointSigner }): Chainer {
+  let heads = new Map<string, Head>();
+
+  async function loadHeads(tenants: string[]): Promise<void> {
+    const result = await deps.client.query({
+      query: `SELECT tenant_id, max(seq) AS head_seq, argMax(head_hash, seq) AS head FROM checkpoints
+        WHERE chain_id = {chain:String} AND tenant_id IN {tenants:Array(String)} GROUP BY tenant_id`,
+      query_params: { chain: deps.chainId, tenants },
+      format: "JSONEachRow",
+    });
+    for (const t of tenants) heads.set(t, { seq: 0, hash: GENESIS_HASH });
+    for (const row of await result.json<{ tenant_id: string; head_seq: string; head: string }>()) {
+      heads.set(row.tenant_id, { seq: Number(row.head_seq), hash: row.head });
+    }
+  }
+
+  return {
+    async link(records, receivedAtUs) {
+      const unknown = [...new Set(records.map((r) => r.tenantId))].filter((t) => !heads.has(t));
+      if (unknown.length > 0) await loadHeads(unknown);
+      const next = new Map<string, Head & { last: EventRecord }>();
+      for (const r of records) {
+        const head = next.get(r.tenantId) ?? heads.get(r.tenantId)!;
+        const seq = head.seq + 1;
+        const hash = chainHash(head.hash, canonicalEvent(r, receivedAtUs, deps.chainId, seq));
+        r.link = { chainId: deps.chainId, seq, prevHash: head.hash, hash };
+        next.set(r.tenantId, { seq, hash, last: r });
+      }
+      for (const [tenantId, { seq, hash, last }] of next) {
+        const signed = canonicalCheckpoint({ tenantId, chainId: deps.chainId, seq, headHash: hash, timeUs: receivedAtUs });
+        last.link!.checkpoint = { signature: deps.signer.sign(signed), keyId: deps.signer.keyId };
+      }
+      return () => {
+        for (const [tenantId, { seq, hash }] of next) heads.set(tenantId, { seq, hash });
+      };
+    },
+    forget() {
+      heads = new Map();
+    },
+  };
+}
