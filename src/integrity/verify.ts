@@ -124,7 +124,8 @@ export class ChainVerifier {
     if (beyond && (this.#prev || !this.start || beyond.timeUs + this.start.retentionDays * 86_400_000_000 > this.start.nowUs)) {
       this.#problem("REMOVED", last + 1, "", `a signed checkpoint names seq ${beyond.seq}, but the chain ends at seq ${last}: the newest events were removed`);
     }
-    const problem = [...this.#problems].sort((a, b) => a.seq - b.seq)[0];
+    // The earliest place; at one place, the finding that names its event.
+    const problem = [...this.#problems].sort((a, b) => a.seq - b.seq || Number(b.eventId !== "") - Number(a.eventId !== ""))[0];
     return { ...this.#report, problem };
   }
 }

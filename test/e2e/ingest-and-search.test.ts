@@ -37,8 +37,8 @@ async function searchAll(filter: Record<string, unknown>, pageSize = 1000, token
 /** The fields a producer sent, as JSON, without what the server adds. */
 function sent(e: Event) {
   const json = toJson(EventSchema, e) as Record<string, unknown>;
-  delete json.receivedAt;
-  delete json.tenantId;
+  // Set by the server: when and on which chain it was stored.
+  for (const field of ["receivedAt", "tenantId", "chainId", "seq", "prevHash", "hash", "checkpoint"]) delete json[field];
   return json;
 }
 

@@ -4,6 +4,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
+import { IntegrityService } from "../../gen/auditlog/v1/integrity_pb.js";
 import { QueryService } from "../../gen/auditlog/v1/query_pb.js";
 import { ROOT } from "./server.ts";
 
@@ -28,6 +29,7 @@ export function connectClients(baseUrl: string, protocol: Protocol = "connect-js
   return {
     ingest: createClient(IngestService, t) as Client<typeof IngestService>,
     query: createClient(QueryService, t) as Client<typeof QueryService>,
+    integrity: createClient(IntegrityService, t) as Client<typeof IntegrityService>,
   };
 }
 
