@@ -76,6 +76,11 @@ async function main() {
     { name: "same, batch 50k/100ms", env: { AUDITLOG_BATCH_MAX_EVENTS: "50000" }, streamsPerProcess: 2, perMessage: 500 },
     { name: "gRPC stream, 100/msg, 8 streams", env: {}, streamsPerProcess: 4, perMessage: 100 },
     { name: "same, fsync off", env: { AUDITLOG_FSYNC: "false" }, streamsPerProcess: 2, perMessage: 500 },
+    // The cost of tamper evidence: alternated with the default, so warm-up and noise fall on both sides.
+    { name: "default again (hash chain on)", env: {}, streamsPerProcess: 2, perMessage: 500 },
+    { name: "same, hash chain off", env: { AUDITLOG_HASH_CHAIN: "false" }, streamsPerProcess: 2, perMessage: 500 },
+    { name: "default again (hash chain on)", env: {}, streamsPerProcess: 2, perMessage: 500 },
+    { name: "same, hash chain off", env: { AUDITLOG_HASH_CHAIN: "false" }, streamsPerProcess: 2, perMessage: 500 },
   ];
   const raw = await rawBaseline();
   console.log(`raw chDB insert baseline: ${raw.eventsPerSec} events/s`);
@@ -97,6 +102,8 @@ async function main() {
     "",
     `Raw baseline (same rows straight into chDB, 10k per INSERT, one process): **${raw.eventsPerSec} events/s**, ${mib(raw.disk)} MiB on disk.`,
     "",
+    chainCost(rows),
+    "",
     "| scenario | events/s | vs raw | ack p50 ms | ack p99 ms | server RSS peak MiB | RSS after MiB | server CPU ms / 10k events | MiB on disk |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows.map((r) =>
@@ -105,6 +112,17 @@ async function main() {
     "",
   ].join("\n");
   writeResults(table);
+}
+
+/** Hash chain on against off, from the alternated scenarios of this run. */
+function chainCost(rows: { scenario: string; eventsPerSec: number }[]): string {
+  const mean = (name: string) => {
+    const xs = rows.filter((r) => r.scenario === name).map((r) => r.eventsPerSec);
+    return xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  const on = mean("default again (hash chain on)");
+  const off = mean("same, hash chain off");
+  return `Hash chain and signed checkpoints: **${Math.round(on)} events/s on, ${Math.round(off)} off** (mean of two alternated runs each): chaining costs ${(((off - on) / off) * 100).toFixed(1)}% of throughput.`;
 }
 
 await main();

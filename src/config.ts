@@ -30,6 +30,8 @@ export type StoreConfig =
   | {
       kind: "server";
       url: string;
+      /** Create and update the schema on start; off when the service runs as a writer-only user. */
+      migrate: boolean;
       username: string;
       password: string;
       database: string;
@@ -140,6 +142,7 @@ export function loadConfig(env: Env = process.env): Config {
         retentionDays,
         dedupWindowDays,
         fsync,
+        migrate: bool(env, "AUDITLOG_MIGRATE", true),
       }
     : { kind: "chdb", path: resolve(dataDir, "chdb"), retentionDays, dedupWindowDays, fsync };
 

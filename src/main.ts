@@ -13,6 +13,8 @@ commands:
   serve                               run the service (default)
   token --tenant T --role R[,R...]    print a signed HS256 token
         [--sub SUBJECT] [--ttl 1h]    roles: writer, auditor, admin
+  migrate                             create or update the schema, then exit
+                                      (for a ClickHouse admin; see README)
   verify --export FILE --public-key KEY
         [--json]                      verify an NDJSON export offline (no server,
                                       no database); exit 0 intact, 1 tampered
@@ -59,6 +61,14 @@ async function token(config: Config, args: string[]) {
     { tenant: config.auth.tenantClaim, roles: config.auth.rolesClaim },
   );
   process.stdout.write(jwt + "\n");
+}
+
+async function migrateOnly(config: Config) {
+  const [{ createStoreClient }, { migrate }] = await Promise.all([import("./store/client.ts"), import("./store/schema.ts")]);
+  const client = await createStoreClient(config.store);
+  await migrate(client, config.store);
+  await client.close();
+  process.stdout.write("schema is up to date\n");
 }
 
 async function verify(args: string[]) {
@@ -139,6 +149,7 @@ async function main(argv: string[]) {
   if (command === "serve") return serve(config);
   if (command === "token") return token(config, rest);
   if (command === "verify") return verify(rest);
+  if (command === "migrate") return migrateOnly(config);
   throw new ConfigError(`unknown command "${command}"\n\n${USAGE}`);
 }
 

@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
 import type { StoreConfig } from "../config.ts";
-import { migrate } from "./schema.ts";
+import { checkSchema, migrate } from "./schema.ts";
 
 export interface StoreReadiness {
   /** True once the schema is in place; until then every RPC answers UNAVAILABLE. */
@@ -32,7 +32,8 @@ export function prepareStore(client: ClickHouseClient, config: StoreConfig, log:
     const attempt = async (delayMs: number) => {
       if (stopped) return resolve();
       try {
-        await migrate(client, config);
+        if (config.kind === "server" && !config.migrate) await checkSchema(client);
+        else await migrate(client, config);
         mutable.ready = true;
         resolve();
       } catch (err) {

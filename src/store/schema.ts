@@ -131,3 +131,17 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
   ];
   for (const query of statements) await client.command({ query });
 }
+
+/** The tables the service needs, for a service that may not create them (a writer-only user). */
+export const TABLES = ["events", "event_ids", "checkpoints"] as const;
+
+/** Fails, naming what is missing, unless every table is there and readable. */
+export async function checkSchema(client: ClickHouseClient): Promise<void> {
+  for (const table of TABLES) {
+    try {
+      await client.query({ query: `SELECT 1 FROM ${table} LIMIT 0`, format: "JSONEachRow" });
+    } catch (err) {
+      throw new Error(`table ${table} is missing or not readable; run \`auditlog migrate\` as a ClickHouse admin first`, { cause: err });
+    }
+  }
+}
