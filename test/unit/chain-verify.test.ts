@@ -54,6 +54,19 @@ describe("canonical form", () => {
     expect(canonicalEvent(reordered, 5, "c", 1)).toBe(canonicalEvent(r, 5, "c", 1));
   });
 
+  it("is byte for byte the JCS of the documented field list, also with index-like attribute keys", () => {
+    for (const attributes of [{ b: "2", a: "1" }, { "10": "x", "9": "y", a: "z" }, {}]) {
+      const r = { ...base(1), attributes, after: '{"n": 1e3, "s": "\\u00e9"}' };
+      const fields = [
+        "auditlog.event.v1", r.tenantId, "c", 7, r.id, r.timeUs, r.utcOffsetMinutes, r.type, r.action, "SUCCESS", "INFO",
+        r.actorId, r.actorType, r.actorName, r.actorSessionId, r.actorIp, r.actorUserAgent, r.resourceType, r.resourceId,
+        r.resourceName, r.source, r.requestId, r.message, attributes, JSON.parse(r.before), JSON.parse(r.after), 5,
+      ];
+      expect(canonicalEvent(r, 5, "c", 7)).toBe(jcs(fields));
+    }
+    expect(jcs({ "10": 1, "9": 2, b: 3 })).toBe('{"10":1,"9":2,"b":3}');
+  });
+
   it("covers every stored field", () => {
     const r = base(1);
     const canonical = canonicalEvent(r, 5, "c", 1);
