@@ -55,7 +55,7 @@ describe("canonical form", () => {
   });
 
   it("is byte for byte the JCS of the documented field list, also with index-like attribute keys", () => {
-    for (const attributes of [{ b: "2", a: "1" }, { "10": "x", "9": "y", a: "z" }, {}]) {
+    for (const attributes of [{ b: "2", a: "1" }, { "10": "x", "9": "y", a: "z" }, {}] as Record<string, string>[]) {
       const r = { ...base(1), attributes, after: '{"n": 1e3, "s": "\\u00e9"}' };
       const fields = [
         "auditlog.event.v1", r.tenantId, "c", 7, r.id, r.timeUs, r.utcOffsetMinutes, r.type, r.action, "SUCCESS", "INFO",
