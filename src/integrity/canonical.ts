@@ -1,6 +1,5 @@
 import { hash } from "node:crypto";
-import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
-import type { EventRecord } from "../store/event-row.ts";
+import { outcomeName, severityName, type EventRecord } from "../store/event-row.ts";
 
 /** The prev_hash of the first event of every chain. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -19,15 +18,6 @@ export function jcs(value: unknown): string {
   }
   return JSON.stringify(value) ?? "null";
 }
-
-const OUTCOMES: Record<number, string> = { [Outcome.UNSPECIFIED]: "UNSPECIFIED", [Outcome.SUCCESS]: "SUCCESS", [Outcome.FAILURE]: "FAILURE" };
-const SEVERITIES: Record<number, string> = {
-  [Severity.UNSPECIFIED]: "UNSPECIFIED",
-  [Severity.INFO]: "INFO",
-  [Severity.WARNING]: "WARNING",
-  [Severity.ERROR]: "ERROR",
-  [Severity.CRITICAL]: "CRITICAL",
-};
 
 /** A state document's canonical JSON: its text parsed (so formatting does not matter) and re-serialized by JCS, or null. */
 const state = (text: string) => (text === "" ? "null" : jcs(JSON.parse(text)));
@@ -60,7 +50,7 @@ export function canonicalEvent(r: EventRecord, receivedAtUs: number, chainId: st
   // map and the documents, then the closing field.
   const head = JSON.stringify([
     "auditlog.event.v1", r.tenantId, chainId, seq, r.id, r.timeUs, r.utcOffsetMinutes, r.type, r.action,
-    OUTCOMES[r.outcome], SEVERITIES[r.severity], r.actorId, r.actorType, r.actorName, r.actorSessionId, r.actorIp,
+    outcomeName(r.outcome), severityName(r.severity), r.actorId, r.actorType, r.actorName, r.actorSessionId, r.actorIp,
     r.actorUserAgent, r.resourceType, r.resourceId, r.resourceName, r.source, r.requestId, r.message,
   ]);
   return `${head.slice(0, -1)},${sortedMap(r.attributes)},${state(r.before)},${state(r.after)},${receivedAtUs}]`;

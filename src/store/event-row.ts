@@ -201,6 +201,7 @@ export function recordFromEvent(e: Event): EventRecord {
 }
 
 export const outcomeName = (o: Outcome) => OUTCOME_NAMES[o];
+export const severityName = (s: Severity) => SEVERITY_NAMES[s];
 
 /** The Event a committed record reads back as: what the live tail sends, equal to what a search returns. */
 export function fromRecord(r: EventRecord, receivedAtUs: number): Event {

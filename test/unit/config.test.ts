@@ -159,7 +159,9 @@ describe("loadConfig: ClickHouse server", () => {
       retentionDays: 30,
       dedupWindowDays: 7,
       fsync: false,
+      migrate: true,
     });
+    expect(loadConfig({ CLICKHOUSE_URL: "http://ch:8123", AUDITLOG_MIGRATE: "false" }).store).toMatchObject({ migrate: false });
   });
 
   it("reads the server credentials and database", () => {
