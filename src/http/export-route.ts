@@ -28,7 +28,10 @@ export const headerReader = (req: NodeServerRequest) => ({
 
 /** Resolves once `res` can take more, or rejects when the client is gone. */
 function writeWithBackpressure(res: NodeServerResponse, chunk: Uint8Array, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason);
   if ((res as { write(c: Uint8Array): boolean }).write(chunk)) return Promise.resolve();
+  // The client may have left between the write and here: no drain would come.
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const done = (err?: unknown) => {
       res.off("drain", onDrain);

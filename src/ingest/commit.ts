@@ -117,7 +117,8 @@ export function createCommitter(deps: {
     commit,
     settledUs() {
       if (inFlightStampUs !== undefined) return inFlightStampUs - 1;
-      settledGivenUs = Math.max(nowMicros(), lastStampUs);
+      // Never below a bound already handed out, even if the clock steps back.
+      settledGivenUs = Math.max(settledGivenUs, nowMicros(), lastStampUs);
       return settledGivenUs;
     },
   };

@@ -45,7 +45,7 @@ export interface StartRule {
 export class ChainVerifier {
   #report: ChainReport;
   #problems: Problem[] = [];
-  #prev: { seq: number; hash: string } | undefined;
+  #prev: { seq: number; hash: string; signed: boolean } | undefined;
   /** Checkpoints from the checkpoints table, by seq; checked as their event passes. */
   #checkpoints = new Map<number, SignedCheckpoint>();
 
@@ -91,7 +91,13 @@ export class ChainVerifier {
       this.#problem("REMOVED", prev.seq + 1, "", `events ${prev.seq + 1}..${seq - 1} are missing`);
     }
     this.#report.lastSeq = seq;
-    const recomputed = chainHash(link.prevHash, canonicalEvent(record, receivedAtUs, link.chainId, seq));
+    let recomputed: string;
+    try {
+      recomputed = chainHash(link.prevHash, canonicalEvent(record, receivedAtUs, link.chainId, seq));
+    } catch {
+      // before/after no longer parse as JSON: nothing the service stored.
+      recomputed = "";
+    }
     if (recomputed !== link.hash) {
       this.#problem("ALTERED", seq, record.id, `the event at seq ${seq} no longer matches its hash: its stored content was changed`);
     } else if (prev && seq === prev.seq + 1 && link.prevHash !== prev.hash) {
@@ -105,7 +111,7 @@ export class ChainVerifier {
     if (signed && signed.headHash !== link.hash) {
       this.#problem("CHECKPOINT_MISMATCH", seq, record.id, `the signed checkpoint at seq ${seq} names another hash than the event there`);
     }
-    this.#prev = { seq, hash: link.hash };
+    this.#prev = { seq, hash: link.hash, signed: Boolean(link.checkpoint) || this.#checkpoints.has(seq) };
   }
 
   /** Events before the first present one: expired by retention, or removed? */
@@ -120,9 +126,15 @@ export class ChainVerifier {
 
   finish(): ChainReport {
     const last = this.#report.lastSeq;
-    const beyond = [...this.#checkpoints.values()].filter((c) => c.seq > last).sort((a, b) => a.seq - b.seq)[0];
-    if (beyond && (this.#prev || !this.start || beyond.timeUs + this.start.retentionDays * 86_400_000_000 > this.start.nowUs)) {
-      this.#problem("REMOVED", last + 1, "", `a signed checkpoint names seq ${beyond.seq}, but the chain ends at seq ${last}: the newest events were removed`);
+    const newest = [...this.#checkpoints.values()].sort((a, b) => b.seq - a.seq)[0];
+    const expired = (c: SignedCheckpoint) => this.start !== undefined && c.timeUs + this.start.retentionDays * 86_400_000_000 <= this.start.nowUs;
+    if (newest && newest.seq > last && (this.#prev || !expired(newest))) {
+      this.#problem("REMOVED", last + 1, "", `a signed checkpoint names seq ${newest.seq}, but the chain ends at seq ${last}: the newest events were removed`);
+    }
+    // Every batch ends with a signed head, so a whole chain (not a range of it)
+    // ends signed; unsigned events at its end were added by someone else.
+    if (this.start && this.#prev && !this.#prev.signed) {
+      this.#problem("INSERTED", last, "", `the chain's last events (up to seq ${last}) are not covered by any signed checkpoint`);
     }
     // The earliest place; at one place, the finding that names its event.
     const problem = [...this.#problems].sort((a, b) => a.seq - b.seq || Number(b.eventId !== "") - Number(a.eventId !== ""))[0];

@@ -4,7 +4,7 @@ import type { ReadNote, RecordRead } from "../audit/read-audit.ts";
 import { requireAnyRole, type Principal } from "../auth/principal.ts";
 import { readScope } from "../auth/tenant-scope.ts";
 import { failureOf } from "../errors.ts";
-import { openExport, type ExportDeps } from "./export.ts";
+import { openExport, type ExportDeps, type OpenedExport } from "./export.ts";
 import type { ExportFormatName } from "./export-sql.ts";
 
 export interface AuditedExportRequest {
@@ -20,20 +20,26 @@ export type ExportPart = { contentType: string; fileName: string } | Uint8Array;
 /**
  * An export as the RPC and the download route both serve it: first the file's
  * media type and name (once the query has produced its first bytes, so
- * failures come before any success is announced), then the file's bytes. Its
- * audit event is recorded when it ends: completed, cancelled (the consumer
- * stopped early) or failed, with the rows and bytes delivered.
+ * failures come before any success is announced), then the file's bytes. It
+ * is recorded twice: before its first byte leaves (phase=opened; a failure to
+ * record fails the export), and when it ends (phase=closed): completed,
+ * cancelled (the consumer stopped early) or failed, with the rows and bytes
+ * delivered.
  */
 export async function* auditedExport(deps: ExportDeps & { recordRead: RecordRead }, req: AuditedExportRequest): AsyncGenerator<ExportPart> {
+  const base = { principal: req.principal, caller: req.caller, operation: "export" as const, filter: req.filter };
   const note: ReadNote = { details: { format: req.format } };
   let failure: { code: string; message: string } | undefined;
   let ended = "cancelled";
   let progress = { rows: undefined as number | undefined, bytes: 0 };
+  let opened: OpenedExport | undefined;
   try {
     requireAnyRole(req.principal, ["auditor", "admin"], "ExportEvents");
     note.scope = readScope(req.principal, req.filter?.tenantId ?? "");
-    const opened = await openExport(deps, { scope: note.scope, filter: req.filter, format: req.format, signal: req.signal });
+    opened = await openExport(deps, { scope: note.scope, filter: req.filter, format: req.format, signal: req.signal });
     progress = opened.progress;
+    // Fail closed: no byte leaves before the export is on record.
+    await deps.recordRead({ ...base, scope: note.scope, details: { format: req.format, phase: "opened" } });
     yield { contentType: opened.contentType, fileName: opened.fileName };
     yield* opened.chunks;
     ended = "completed";
@@ -44,9 +50,11 @@ export async function* auditedExport(deps: ExportDeps & { recordRead: RecordRead
     }
     throw err;
   } finally {
+    await opened?.close();
+    note.details.phase = "closed";
     note.details.ended = ended;
     note.details.bytes = String(progress.bytes);
     if (progress.rows !== undefined) note.details.result_count = String(progress.rows);
-    await deps.recordRead({ principal: req.principal, caller: req.caller, operation: "export", filter: req.filter, ...note, failure });
+    await deps.recordRead({ ...base, ...note, failure });
   }
 }

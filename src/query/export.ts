@@ -26,6 +26,8 @@ export interface OpenedExport {
   chunks: AsyncGenerator<Uint8Array>;
   /** Rows and bytes passed on so far; rows undefined when the store does not report them. */
   progress: { rows: number | undefined; bytes: number };
+  /** Stops the query, whether or not `chunks` was ever iterated. Idempotent. */
+  close(): Promise<void>;
 }
 
 /** The distinct attribute keys of the exported events: the CSV's attribute columns. */
@@ -92,5 +94,8 @@ export async function openExport(deps: ExportDeps, req: ExportRequest): Promise<
     fileName: `auditlog-${scopeName}-${fileStamp(snapshotUs)}.${media.extension}`,
     chunks: chunks(),
     progress,
+    close: async () => {
+      await source.return(undefined);
+    },
   };
 }

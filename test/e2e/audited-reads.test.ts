@@ -73,8 +73,11 @@ describe("reads leave their own audit events in the tenant's log", () => {
   it("an export is recorded when it ends, with its format, rows and bytes", async () => {
     const res = await fetch(`${server.baseUrl}/v1/export?format=csv&type=auth.login`, { headers: { authorization: `Bearer ${auditor}` } });
     const body = await res.text();
-    const event = await readEvent("auditlog.read.export");
+    const opened = await readEvent("auditlog.read.export", (a) => a.phase === "opened");
+    expect(opened.attributes).toMatchObject({ format: "csv", phase: "opened", filter: '{"types":["auth.login"]}' });
+    const event = await readEvent("auditlog.read.export", (a) => a.phase === "closed");
     expect(event.attributes).toMatchObject({
+      phase: "closed",
       format: "csv",
       ended: "completed",
       result_count: "6",

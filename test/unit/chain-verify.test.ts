@@ -141,4 +141,30 @@ describe("ChainVerifier", () => {
     // Every event expired: nothing to report.
     expect(verify([], checkpoints, startUs + 40 * DAY_US).problem).toBeUndefined();
   });
+
+  it("deleting every event is caught while the newest checkpoint is within retention, however old the first", () => {
+    const startUs = 1_800_000_000_000_000;
+    const { checkpoints } = chain(30, 10, startUs);
+    const newest = checkpoints.at(-1)!;
+    newest.timeUs = startUs + 35 * DAY_US;
+    newest.signature = signer.sign(canonicalCheckpoint(newest));
+    expect(verify([], checkpoints, startUs + 40 * DAY_US).problem).toMatchObject({ kind: "REMOVED", seq: 1 });
+  });
+
+  it("events appended after the last signed head are reported for a whole chain, not for a range", () => {
+    const startUs = 1_800_000_000_000_000;
+    const { events, checkpoints } = chain(20, 10, startUs);
+    const extra = base(21);
+    const hash = chainHash(events[19].record.link!.hash, canonicalEvent(extra, startUs + 5000, "c1", 21));
+    extra.link = { chainId: "c1", seq: 21, prevHash: events[19].record.link!.hash, hash };
+    const appended = [...events, { record: extra, receivedAtUs: startUs + 5000 }];
+    expect(verify(appended, checkpoints, startUs + DAY_US).problem).toMatchObject({ kind: "INSERTED", seq: 21 });
+    expect(verify(appended).problem).toBeUndefined();
+  });
+
+  it("a state document that no longer parses is an altered event, not a failure", () => {
+    const { events } = chain(5, 10);
+    events[2].record.before = "{not json";
+    expect(verify(events).problem).toMatchObject({ kind: "ALTERED", seq: 3 });
+  });
 });
