@@ -17,11 +17,12 @@ const REPEATED: Record<string, "types" | "actions" | "actorIds" | "resourceIds" 
   resource_id: "resourceIds",
   source: "sources",
 };
-const SINGLE: Record<string, "resourceType" | "requestId" | "text" | "tenantId"> = {
+const SINGLE: Record<string, "resourceType" | "requestId" | "text" | "tenantId" | "query"> = {
   resource_type: "resourceType",
   request_id: "requestId",
   text: "text",
   tenant_id: "tenantId",
+  q: "query",
 };
 const FILTER_PARAMS = [...Object.keys(REPEATED), ...Object.keys(SINGLE), "start_time", "end_time", "outcome", "min_severity", "attr.<key>"];
 

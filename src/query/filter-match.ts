@@ -1,7 +1,9 @@
 import { Severity, type EventFilter } from "../../gen/auditlog/v1/event_pb.js";
 import type { TenantScope } from "../auth/tenant-scope.ts";
 import type { EventRecord } from "../store/event-row.ts";
-import { microsFromTimestamp } from "../time.ts";
+import { microsFromTimestamp, nowMicros } from "../time.ts";
+import { queryPredicate } from "./query-compile.ts";
+import { parseQuery } from "./query-language.ts";
 import { filterConditions } from "./filter-sql.ts";
 
 export type RecordPredicate = (record: EventRecord) => boolean;
@@ -61,6 +63,7 @@ export function matchFilter(scope: TenantScope, filter: EventFilter | undefined)
       const needle = filter.text.toLowerCase();
       tests.push((r) => r.message.toLowerCase().includes(needle));
     }
+    if (filter.query) tests.push(queryPredicate(parseQuery(filter.query, nowMicros())));
   }
   return (record) => tests.every((test) => test(record));
 }

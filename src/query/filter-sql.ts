@@ -3,7 +3,9 @@ import type { TenantScope } from "../auth/tenant-scope.ts";
 import { invalidArgument } from "../errors.ts";
 import { outcomeName } from "../store/event-row.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { storableMicros } from "../time.ts";
+import { nowMicros, storableMicros } from "../time.ts";
+import { querySql } from "./query-compile.ts";
+import { parseQuery } from "./query-language.ts";
 
 /**
  * A WHERE clause and its query parameters. SQL text here is built only from
@@ -126,5 +128,6 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
     }
     where.add(`positionCaseInsensitiveUTF8(message, ${where.param("String", filter.text)}) > 0`);
   }
+  if (filter.query) where.add(querySql(parseQuery(filter.query, nowMicros()), where));
   return where;
 }

@@ -1,0 +1,122 @@
+import type { EventRecord } from "../store/event-row.ts";
+import type { Conditions } from "./filter-sql.ts";
+import type { Comparison, QueryNode, StringColumn } from "./query-language.ts";
+
+/**
+ * A parsed query as a SQL boolean expression. The SQL text comes from this
+ * module's constants and the column names of the grammar; every value the
+ * query holds becomes a query parameter of `where`.
+ */
+export function querySql(node: QueryNode, where: Conditions): string {
+  switch (node.kind) {
+    case "and":
+      return `(${node.items.map((n) => querySql(n, where)).join(" AND ")})`;
+    case "or":
+      return `(${node.items.map((n) => querySql(n, where)).join(" OR ")})`;
+    case "not":
+      return `(NOT ${querySql(node.item, where)})`;
+    case "equals": {
+      const value = where.param("String", node.value);
+      return node.prefix ? `startsWith(${node.column}, ${value})` : `${node.column} = ${value}`;
+    }
+    case "outcome":
+      return `toInt8(outcome) = ${where.param("Int8", node.value)}`;
+    case "severity":
+      return `toInt8(severity) ${node.op} ${where.param("Int8", node.value)}`;
+    case "time":
+      return `time ${node.op} fromUnixTimestamp64Micro(${where.param("Int64", node.us)}, 'UTC')`;
+    case "attribute": {
+      const key = where.param("String", node.key);
+      const value = node.op === "=" ? where.param("String", node.value) : where.param("Float64", Number(node.value));
+      const test =
+        node.op !== "="
+          ? `toFloat64OrNull(attributes[${key}]) ${node.op} ${value}`
+          : node.prefix
+            ? `startsWith(attributes[${key}], ${value})`
+            : `attributes[${key}] = ${value}`;
+      // mapContains: a missing attribute is not an empty one.
+      return `(mapContains(attributes, ${key}) AND ${test})`;
+    }
+    case "text": {
+      const value = where.param("String", node.value);
+      return `(positionCaseInsensitiveUTF8(message, ${value}) > 0 OR arrayExists(v -> positionCaseInsensitiveUTF8(v, ${value}) > 0, mapValues(attributes)))`;
+    }
+  }
+}
+
+const COLUMN_VALUES: Record<StringColumn, (r: EventRecord) => string> = {
+  type: (r) => r.type,
+  action: (r) => r.action,
+  actor_id: (r) => r.actorId,
+  actor_type: (r) => r.actorType,
+  actor_session_id: (r) => r.actorSessionId,
+  resource_id: (r) => r.resourceId,
+  resource_type: (r) => r.resourceType,
+  source: (r) => r.source,
+  request_id: (r) => r.requestId,
+  id: (r) => r.id,
+};
+
+function compare(a: number, op: Comparison, b: number): boolean {
+  switch (op) {
+    case "=":
+      return a === b;
+    case ">":
+      return a > b;
+    case ">=":
+      return a >= b;
+    case "<":
+      return a < b;
+    case "<=":
+      return a <= b;
+  }
+}
+
+/** Like ClickHouse's toFloat64OrNull for the decimal numbers attributes hold; null otherwise. */
+const numberOrNull = (text: string) => (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text) ? Number(text) : null);
+
+/** The same query as a predicate on events in memory (the live tail); a test holds the two equal. */
+export function queryPredicate(node: QueryNode): (r: EventRecord) => boolean {
+  switch (node.kind) {
+    case "and": {
+      const items = node.items.map(queryPredicate);
+      return (r) => items.every((p) => p(r));
+    }
+    case "or": {
+      const items = node.items.map(queryPredicate);
+      return (r) => items.some((p) => p(r));
+    }
+    case "not": {
+      const item = queryPredicate(node.item);
+      return (r) => !item(r);
+    }
+    case "equals": {
+      const get = COLUMN_VALUES[node.column];
+      const value = node.value;
+      return node.prefix ? (r) => get(r).startsWith(value) : (r) => get(r) === value;
+    }
+    case "outcome":
+      return (r) => r.outcome === node.value;
+    case "severity":
+      return (r) => compare(r.severity, node.op, node.value);
+    case "time":
+      return node.op === ">=" ? (r) => r.timeUs >= node.us : (r) => r.timeUs < node.us;
+    case "attribute": {
+      const { key, op, value, prefix } = node;
+      const bound = Number(value);
+      return (r) => {
+        if (!Object.hasOwn(r.attributes, key)) return false;
+        const v = r.attributes[key];
+        if (op !== "=") {
+          const n = numberOrNull(v);
+          return n !== null && compare(n, op, bound);
+        }
+        return prefix ? v.startsWith(value) : v === value;
+      };
+    }
+    case "text": {
+      const needle = node.value.toLowerCase();
+      return (r) => r.message.toLowerCase().includes(needle) || Object.values(r.attributes).some((v) => v.toLowerCase().includes(needle));
+    }
+  }
+}
