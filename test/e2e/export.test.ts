@@ -135,7 +135,8 @@ describe("GET /v1/export", () => {
     ["another tenant", "tenant_id=other", "auditor", 403, "permission_denied", /only admins may read other tenants/],
     ["an unknown format", "format=xlsx", "auditor", 400, "invalid_argument", /format must be one of ndjson, csv, parquet/],
     ["a malformed time", "start_time=yesterday", "auditor", 400, "invalid_argument", /RFC 3339/],
-    ["an unknown parameter", "q=type:x", "auditor", 400, "invalid_argument", /unknown query parameter "q"/],
+    ["an unknown parameter", "tpye=x", "auditor", 400, "invalid_argument", /unknown query parameter "tpye"/],
+    ["a malformed query", "q=type:x%20(", "auditor", 400, "invalid_argument", /query: expected a term at position 9/],
     ["an unknown outcome", "outcome=MAYBE", "auditor", 400, "invalid_argument", /outcome must be one of SUCCESS, FAILURE/],
   ])("refuses %s with a clear JSON error", async (_, query, who, status, code, message) => {
     const token = who === "writer" ? await server.token("exp", ["writer"]) : who === "auditor" ? auditor : "";

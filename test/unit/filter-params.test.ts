@@ -11,7 +11,7 @@ describe("URL query parameters → EventFilter (export and WebSocket routes)", (
       parse(
         "format=csv&type=a.b&type=c&action=view&outcome=failure&outcome=OUTCOME_SUCCESS&min_severity=warning&actor_id=u1&resource_type=account" +
           "&resource_id=r1&resource_id=r2&source=api&request_id=rq&text=card%20declined&tenant_id=acme&attr.plan=pro&attr.region=eu" +
-          "&start_time=2026-11-01T00:00:00Z&end_time=2026-11-02T01:02:03.5%2B01:00",
+          "&start_time=2026-11-01T00:00:00Z&end_time=2026-11-02T01:02:03.5%2B01:00&q=attr.amount:%3E100",
       ),
     ).toEqual({
       types: ["a.b", "c"],
@@ -28,6 +28,7 @@ describe("URL query parameters → EventFilter (export and WebSocket routes)", (
       attributes: { plan: "pro", region: "eu" },
       startTime: "2026-11-01T00:00:00Z",
       endTime: "2026-11-02T00:02:03.500Z",
+      query: "attr.amount:>100",
     });
   });
 
@@ -36,7 +37,8 @@ describe("URL query parameters → EventFilter (export and WebSocket routes)", (
   });
 
   it.each([
-    ["q=type:x", 'unknown query parameter "q"; this route takes format, type, action'],
+    ["query=type:x", 'unknown query parameter "query"; this route takes format, type, action'],
+    ["q=type:x&q=action:y", "q may be given once"],
     ["attr.=x", 'unknown query parameter "attr."'],
     ["text=a&text=b", "text may be given once"],
     ["attr.k=1&attr.k=2", "attr.k may be given once"],
