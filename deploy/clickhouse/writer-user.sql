@@ -14,3 +14,5 @@ GRANT SELECT, INSERT ON auditlog.events TO auditlog_writer;
 -- Filled by materialized views in the same INSERT as the events.
 GRANT SELECT, INSERT ON auditlog.event_ids TO auditlog_writer;
 GRANT SELECT, INSERT ON auditlog.checkpoints TO auditlog_writer;
+GRANT SELECT, INSERT ON auditlog.events_hourly TO auditlog_writer;
+GRANT SELECT, INSERT ON auditlog.event_types TO auditlog_writer;

@@ -11,7 +11,7 @@ import { failureOf } from "../errors.ts";
 import { nowMicros } from "../time.ts";
 import type { CallerInfo } from "./caller.ts";
 
-export type ReadOperation = "search" | "get" | "export" | "tail";
+export type ReadOperation = "search" | "get" | "export" | "tail" | "stats" | "types" | "timeline";
 
 export interface ReadRecord {
   principal: Principal;

@@ -8,9 +8,10 @@ import {
   GetEventResponseSchema,
   QueryService,
   SearchEventsResponseSchema,
+  StatsDimension,
 } from "../../gen/auditlog/v1/query_pb.js";
 import { callerOf } from "../audit/caller.ts";
-import { audited, type RecordRead } from "../audit/read-audit.ts";
+import { audited, type ReadOperation, type RecordRead } from "../audit/read-audit.ts";
 import { principalOf } from "../auth/context.ts";
 import { requireAnyRole } from "../auth/principal.ts";
 import { readScope } from "../auth/tenant-scope.ts";
@@ -23,6 +24,8 @@ import { auditedExport } from "./audited-export.ts";
 import type { ExportDeps } from "./export.ts";
 import type { ExportFormatName } from "./export-sql.ts";
 import { filterConditions } from "./filter-sql.ts";
+import { getStats } from "./stats.ts";
+import { getTimeline, listEventTypes } from "./catalog.ts";
 import { canonicalHash, decodePageToken, encodePageToken } from "./page-token.ts";
 import { auditedTail } from "../tail/audited-tail.ts";
 
@@ -44,7 +47,7 @@ const FORMAT_NAMES: Record<ExportFormat, ExportFormatName> = {
   [ExportFormat.PARQUET]: "parquet",
 };
 
-const readOf = (ctx: HandlerContext, operation: "search" | "get" | "export" | "tail") => ({
+const readOf = (ctx: HandlerContext, operation: ReadOperation) => ({
   principal: principalOf(ctx),
   caller: callerOf(ctx),
   operation,
@@ -137,6 +140,37 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
         }
       }
     },
+
+    getStats: (req, ctx) => audited(deps.recordRead, { ...readOf(ctx, "stats"), filter: req.filter }, async (note) => {
+      const principal = principalOf(ctx);
+      requireAnyRole(principal, READERS, "GetStats");
+      note.scope = readScope(principal, req.filter?.tenantId ?? "");
+      note.details.group_by = req.groupBy.map((d) => StatsDimension[d]).join(",");
+      const res = await getStats(deps.client, note.scope, req);
+      note.details.result_count = String(res.rows.length);
+      note.details.from_rollup = String(res.fromRollup);
+      return res;
+    }),
+
+    listEventTypes: (req, ctx) => audited(deps.recordRead, readOf(ctx, "types"), async (note) => {
+      const principal = principalOf(ctx);
+      requireAnyRole(principal, READERS, "ListEventTypes");
+      note.scope = readScope(principal, req.tenantId);
+      const res = await listEventTypes(deps.client, note.scope);
+      note.details.result_count = String(res.types.length);
+      return res;
+    }),
+
+    getTimeline: (req, ctx) => audited(deps.recordRead, readOf(ctx, "timeline"), async (note) => {
+      const principal = principalOf(ctx);
+      requireAnyRole(principal, READERS, "GetTimeline");
+      note.scope = readScope(principal, req.tenantId);
+      note.details.request_id = req.requestId;
+      note.details.session_id = req.sessionId;
+      const res = await getTimeline(deps.client, note.scope, req);
+      note.details.result_count = String(res.events.length);
+      return res;
+    }),
 
     async *tailEvents(req, ctx) {
       const after = startPosition(req.cursor, req.since);

@@ -116,6 +116,75 @@ SELECT tenant_id, id, toDateTime(received_at) AS received_at FROM events`,
   ];
 }
 
+const SEVERITY_ENUM = "Enum8('UNSPECIFIED' = 0, 'INFO' = 1, 'WARNING' = 2, 'ERROR' = 3, 'CRITICAL' = 4)";
+const OUTCOME_ENUM = "Enum8('UNSPECIFIED' = 0, 'SUCCESS' = 1, 'FAILURE' = 2)";
+
+/**
+ * Rollups filled by materialized views in the same INSERT as the events, so
+ * dashboards never scan events: counts per tenant, hour (of `time`), type,
+ * action, severity, outcome and source; and per tenant and type, the event
+ * type catalog (count, first and last seen, attribute keys).
+ */
+const ROLLUPS = [
+  {
+    table: "events_hourly",
+    create: (config: StoreConfig) => `CREATE TABLE IF NOT EXISTS events_hourly
+(
+  tenant_id LowCardinality(String),
+  hour DateTime('UTC'),
+  type LowCardinality(String),
+  action LowCardinality(String),
+  severity ${SEVERITY_ENUM},
+  outcome ${OUTCOME_ENUM},
+  source LowCardinality(String),
+  events UInt64
+)
+ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (tenant_id, hour, type, action, severity, outcome, source)
+TTL hour + INTERVAL ${config.retentionDays} DAY`,
+    select: `SELECT tenant_id, toStartOfHour(time) AS hour, type, action, severity, outcome, source, count() AS events
+FROM events GROUP BY tenant_id, hour, type, action, severity, outcome, source`,
+  },
+  {
+    table: "event_types",
+    create: () => `CREATE TABLE IF NOT EXISTS event_types
+(
+  tenant_id LowCardinality(String),
+  type LowCardinality(String),
+  events SimpleAggregateFunction(sum, UInt64),
+  first_seen SimpleAggregateFunction(min, DateTime64(6, 'UTC')),
+  last_seen SimpleAggregateFunction(max, DateTime64(6, 'UTC')),
+  attribute_keys SimpleAggregateFunction(groupUniqArrayArray, Array(String))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (tenant_id, type)`,
+    select: `SELECT tenant_id, type, count() AS events, min(time) AS first_seen, max(time) AS last_seen,
+  groupUniqArrayArray(arrayMap(k -> toString(k), mapKeys(attributes))) AS attribute_keys
+FROM events GROUP BY tenant_id, type`,
+  },
+];
+
+/**
+ * A rollup added to an existing store is back-filled from the events stored
+ * before its view existed (up to the view's creation, by received_at).
+ */
+async function createRollups(client: ClickHouseClient, config: StoreConfig): Promise<void> {
+  for (const rollup of ROLLUPS) {
+    const exists = await client.query({ query: `EXISTS TABLE ${rollup.table}`, format: "JSONEachRow" });
+    const [{ result }] = await exists.json<{ result: number }>();
+    await client.command({ query: rollup.create(config) });
+    if (result) continue;
+    const cutoff = await client.query({ query: "SELECT toUnixTimestamp64Micro(now64(6)) AS us", format: "JSONEachRow" });
+    const [{ us }] = await cutoff.json<{ us: string }>();
+    await client.command({ query: `CREATE MATERIALIZED VIEW IF NOT EXISTS ${rollup.table}_mv TO ${rollup.table} AS ${rollup.select}` });
+    await client.command({
+      query: `INSERT INTO ${rollup.table} ${rollup.select.replace("FROM events", "FROM events WHERE received_at < fromUnixTimestamp64Micro({cutoff:Int64}, 'UTC')")}`,
+      query_params: { cutoff: us },
+    });
+  }
+}
+
 /**
  * Idempotent: safe on every start. Settings that config may change between
  * starts (fsync, dedup window) are re-applied to existing tables.
@@ -130,10 +199,11 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
     `ALTER TABLE event_ids MODIFY TTL received_at + INTERVAL ${config.dedupWindowDays} DAY`,
   ];
   for (const query of statements) await client.command({ query });
+  await createRollups(client, config);
 }
 
 /** The tables the service needs, for a service that may not create them (a writer-only user). */
-export const TABLES = ["events", "event_ids", "checkpoints"] as const;
+export const TABLES = ["events", "event_ids", "checkpoints", "events_hourly", "event_types"] as const;
 
 /** Fails, naming what is missing, unless every table is there and readable. */
 export async function checkSchema(client: ClickHouseClient): Promise<void> {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auditlog/v1/query.proto.
  */
 export const file_auditlog_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChdhdWRpdGxvZy92MS9xdWVyeS5wcm90bxILYXVkaXRsb2cudjEiZgoTU2VhcmNoRXZlbnRzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5hdWRpdGxvZy52MS5FdmVudEZpbHRlchIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJTChRTZWFyY2hFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5hdWRpdGxvZy52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMAoPR2V0RXZlbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCSI1ChBHZXRFdmVudFJlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIuYXVkaXRsb2cudjEuRXZlbnQiagoTRXhwb3J0RXZlbnRzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5hdWRpdGxvZy52MS5FdmVudEZpbHRlchIpCgZmb3JtYXQYAiABKA4yGS5hdWRpdGxvZy52MS5FeHBvcnRGb3JtYXQiTQoURXhwb3J0RXZlbnRzUmVzcG9uc2USDAoEZGF0YRgBIAEoDBIUCgxjb250ZW50X3R5cGUYAiABKAkSEQoJZmlsZV9uYW1lGAMgASgJIngKEVRhaWxFdmVudHNSZXF1ZXN0EigKBmZpbHRlchgBIAEoCzIYLmF1ZGl0bG9nLnYxLkV2ZW50RmlsdGVyEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZjdXJzb3IYAyABKAkieQoSVGFpbEV2ZW50c1Jlc3BvbnNlEiIKBmV2ZW50cxgBIAMoCzISLmF1ZGl0bG9nLnYxLkV2ZW50Eg4KBmN1cnNvchgCIAEoCRIhCgNsYWcYAyABKAsyFC5hdWRpdGxvZy52MS5UYWlsTGFnEgwKBGxpdmUYBCABKAgiNwoHVGFpbExhZxIVCg1za2lwcGVkX2NvdW50GAEgASgDEhUKDXJlc3VtZV9jdXJzb3IYAiABKAkqeQoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIYChRFWFBPUlRfRk9STUFUX05ESlNPThABEhUKEUVYUE9SVF9GT1JNQVRfQ1NWEAISGQoVRVhQT1JUX0ZPUk1BVF9QQVJRVUVUEAMy1AIKDFF1ZXJ5U2VydmljZRJTCgxTZWFyY2hFdmVudHMSIC5hdWRpdGxvZy52MS5TZWFyY2hFdmVudHNSZXF1ZXN0GiEuYXVkaXRsb2cudjEuU2VhcmNoRXZlbnRzUmVzcG9uc2USRwoIR2V0RXZlbnQSHC5hdWRpdGxvZy52MS5HZXRFdmVudFJlcXVlc3QaHS5hdWRpdGxvZy52MS5HZXRFdmVudFJlc3BvbnNlElUKDEV4cG9ydEV2ZW50cxIgLmF1ZGl0bG9nLnYxLkV4cG9ydEV2ZW50c1JlcXVlc3QaIS5hdWRpdGxvZy52MS5FeHBvcnRFdmVudHNSZXNwb25zZTABEk8KClRhaWxFdmVudHMSHi5hdWRpdGxvZy52MS5UYWlsRXZlbnRzUmVxdWVzdBofLmF1ZGl0bG9nLnYxLlRhaWxFdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_auditlog_v1_event, file_google_protobuf_timestamp]);
+  fileDesc("ChdhdWRpdGxvZy92MS9xdWVyeS5wcm90bxILYXVkaXRsb2cudjEiZgoTU2VhcmNoRXZlbnRzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5hdWRpdGxvZy52MS5FdmVudEZpbHRlchIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJTChRTZWFyY2hFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5hdWRpdGxvZy52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMAoPR2V0RXZlbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCSI1ChBHZXRFdmVudFJlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIuYXVkaXRsb2cudjEuRXZlbnQiagoTRXhwb3J0RXZlbnRzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5hdWRpdGxvZy52MS5FdmVudEZpbHRlchIpCgZmb3JtYXQYAiABKA4yGS5hdWRpdGxvZy52MS5FeHBvcnRGb3JtYXQiTQoURXhwb3J0RXZlbnRzUmVzcG9uc2USDAoEZGF0YRgBIAEoDBIUCgxjb250ZW50X3R5cGUYAiABKAkSEQoJZmlsZV9uYW1lGAMgASgJIngKEVRhaWxFdmVudHNSZXF1ZXN0EigKBmZpbHRlchgBIAEoCzIYLmF1ZGl0bG9nLnYxLkV2ZW50RmlsdGVyEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZjdXJzb3IYAyABKAkieQoSVGFpbEV2ZW50c1Jlc3BvbnNlEiIKBmV2ZW50cxgBIAMoCzISLmF1ZGl0bG9nLnYxLkV2ZW50Eg4KBmN1cnNvchgCIAEoCRIhCgNsYWcYAyABKAsyFC5hdWRpdGxvZy52MS5UYWlsTGFnEgwKBGxpdmUYBCABKAgiNwoHVGFpbExhZxIVCg1za2lwcGVkX2NvdW50GAEgASgDEhUKDXJlc3VtZV9jdXJzb3IYAiABKAkiogEKD0dldFN0YXRzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5hdWRpdGxvZy52MS5FdmVudEZpbHRlchItCghncm91cF9ieRgCIAMoDjIbLmF1ZGl0bG9nLnYxLlN0YXRzRGltZW5zaW9uEicKBmJ1Y2tldBgDIAEoDjIXLmF1ZGl0bG9nLnYxLlRpbWVCdWNrZXQSDQoFbGltaXQYBCABKAUiWwoQR2V0U3RhdHNSZXNwb25zZRIjCgRyb3dzGAEgAygLMhUuYXVkaXRsb2cudjEuU3RhdHNSb3cSDQoFdG90YWwYAiABKAMSEwoLZnJvbV9yb2xsdXAYAyABKAgiaAoIU3RhdHNSb3cSDAoEa2V5cxgBIAMoCRIwCgxidWNrZXRfc3RhcnQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWNvdW50GAMgASgDEg0KBW90aGVyGAQgASgIIioKFUxpc3RFdmVudFR5cGVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiPwoWTGlzdEV2ZW50VHlwZXNSZXNwb25zZRIlCgV0eXBlcxgBIAMoCzIWLmF1ZGl0bG9nLnYxLkV2ZW50VHlwZSKfAQoJRXZlbnRUeXBlEgwKBHR5cGUYASABKAkSDQoFY291bnQYAiABKAMSLgoKZmlyc3Rfc2VlbhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJbGFzdF9zZWVuGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hdHRyaWJ1dGVfa2V5cxgFIAMoCSJPChJHZXRUaW1lbGluZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCSJMChNHZXRUaW1lbGluZVJlc3BvbnNlEiIKBmV2ZW50cxgBIAMoCzISLmF1ZGl0bG9nLnYxLkV2ZW50EhEKCXRydW5jYXRlZBgCIAEoCCp5CgxFeHBvcnRGb3JtYXQSHQoZRVhQT1JUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhgKFEVYUE9SVF9GT1JNQVRfTkRKU09OEAESFQoRRVhQT1JUX0ZPUk1BVF9DU1YQAhIZChVFWFBPUlRfRk9STUFUX1BBUlFVRVQQAyqWAgoOU3RhdHNEaW1lbnNpb24SHwobU1RBVFNfRElNRU5TSU9OX1VOU1BFQ0lGSUVEEAASGAoUU1RBVFNfRElNRU5TSU9OX1RZUEUQARIaChZTVEFUU19ESU1FTlNJT05fQUNUSU9OEAISGwoXU1RBVFNfRElNRU5TSU9OX09VVENPTUUQAxIcChhTVEFUU19ESU1FTlNJT05fU0VWRVJJVFkQBBIZChVTVEFUU19ESU1FTlNJT05fQUNUT1IQBRIhCh1TVEFUU19ESU1FTlNJT05fUkVTT1VSQ0VfVFlQRRAGEhoKFlNUQVRTX0RJTUVOU0lPTl9TT1VSQ0UQBxIYChRTVEFUU19ESU1FTlNJT05fVElNRRAIKpkBCgpUaW1lQnVja2V0EhsKF1RJTUVfQlVDS0VUX1VOU1BFQ0lGSUVEEAASFgoSVElNRV9CVUNLRVRfTUlOVVRFEAESFAoQVElNRV9CVUNLRVRfSE9VUhACEhMKD1RJTUVfQlVDS0VUX0RBWRADEhQKEFRJTUVfQlVDS0VUX1dFRUsQBBIVChFUSU1FX0JVQ0tFVF9NT05USBAFMsoECgxRdWVyeVNlcnZpY2USUwoMU2VhcmNoRXZlbnRzEiAuYXVkaXRsb2cudjEuU2VhcmNoRXZlbnRzUmVxdWVzdBohLmF1ZGl0bG9nLnYxLlNlYXJjaEV2ZW50c1Jlc3BvbnNlEkcKCEdldEV2ZW50EhwuYXVkaXRsb2cudjEuR2V0RXZlbnRSZXF1ZXN0Gh0uYXVkaXRsb2cudjEuR2V0RXZlbnRSZXNwb25zZRJVCgxFeHBvcnRFdmVudHMSIC5hdWRpdGxvZy52MS5FeHBvcnRFdmVudHNSZXF1ZXN0GiEuYXVkaXRsb2cudjEuRXhwb3J0RXZlbnRzUmVzcG9uc2UwARJPCgpUYWlsRXZlbnRzEh4uYXVkaXRsb2cudjEuVGFpbEV2ZW50c1JlcXVlc3QaHy5hdWRpdGxvZy52MS5UYWlsRXZlbnRzUmVzcG9uc2UwARJHCghHZXRTdGF0cxIcLmF1ZGl0bG9nLnYxLkdldFN0YXRzUmVxdWVzdBodLmF1ZGl0bG9nLnYxLkdldFN0YXRzUmVzcG9uc2USWQoOTGlzdEV2ZW50VHlwZXMSIi5hdWRpdGxvZy52MS5MaXN0RXZlbnRUeXBlc1JlcXVlc3QaIy5hdWRpdGxvZy52MS5MaXN0RXZlbnRUeXBlc1Jlc3BvbnNlElAKC0dldFRpbWVsaW5lEh8uYXVkaXRsb2cudjEuR2V0VGltZWxpbmVSZXF1ZXN0GiAuYXVkaXRsb2cudjEuR2V0VGltZWxpbmVSZXNwb25zZWIGcHJvdG8z", [file_auditlog_v1_event, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message auditlog.v1.SearchEventsRequest
@@ -272,6 +272,249 @@ export const TailLagSchema: GenMessage<TailLag> = /*@__PURE__*/
   messageDesc(file_auditlog_v1_query, 8);
 
 /**
+ * @generated from message auditlog.v1.GetStatsRequest
+ */
+export type GetStatsRequest = Message<"auditlog.v1.GetStatsRequest"> & {
+  /**
+   * @generated from field: auditlog.v1.EventFilter filter = 1;
+   */
+  filter?: EventFilter | undefined;
+
+  /**
+   * Empty: one row, the total.
+   *
+   * @generated from field: repeated auditlog.v1.StatsDimension group_by = 2;
+   */
+  groupBy: StatsDimension[];
+
+  /**
+   * Required with STATS_DIMENSION_TIME; buckets are in UTC, weeks start on Monday.
+   *
+   * @generated from field: auditlog.v1.TimeBucket bucket = 3;
+   */
+  bucket: TimeBucket;
+
+  /**
+   * Rows to return, largest counts first (1..10000; 0 means 100). The rest
+   * is summed into one row with `other` set.
+   *
+   * @generated from field: int32 limit = 4;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message auditlog.v1.GetStatsRequest.
+ * Use `create(GetStatsRequestSchema)` to create a new message.
+ */
+export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 9);
+
+/**
+ * @generated from message auditlog.v1.GetStatsResponse
+ */
+export type GetStatsResponse = Message<"auditlog.v1.GetStatsResponse"> & {
+  /**
+   * @generated from field: repeated auditlog.v1.StatsRow rows = 1;
+   */
+  rows: StatsRow[];
+
+  /**
+   * All matching events, including those in the `other` row.
+   *
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+
+  /**
+   * True when the hourly rollup answered, false when the events were scanned.
+   *
+   * @generated from field: bool from_rollup = 3;
+   */
+  fromRollup: boolean;
+};
+
+/**
+ * Describes the message auditlog.v1.GetStatsResponse.
+ * Use `create(GetStatsResponseSchema)` to create a new message.
+ */
+export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 10);
+
+/**
+ * @generated from message auditlog.v1.StatsRow
+ */
+export type StatsRow = Message<"auditlog.v1.StatsRow"> & {
+  /**
+   * One value per `group_by` dimension except TIME, in the same order
+   * (enum values by name: SUCCESS, WARNING, ...).
+   *
+   * @generated from field: repeated string keys = 1;
+   */
+  keys: string[];
+
+  /**
+   * Start of the bucket, with STATS_DIMENSION_TIME.
+   *
+   * @generated from field: google.protobuf.Timestamp bucket_start = 2;
+   */
+  bucketStart?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int64 count = 3;
+   */
+  count: bigint;
+
+  /**
+   * The sum of every group beyond `limit`; its keys are empty.
+   *
+   * @generated from field: bool other = 4;
+   */
+  other: boolean;
+};
+
+/**
+ * Describes the message auditlog.v1.StatsRow.
+ * Use `create(StatsRowSchema)` to create a new message.
+ */
+export const StatsRowSchema: GenMessage<StatsRow> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 11);
+
+/**
+ * @generated from message auditlog.v1.ListEventTypesRequest
+ */
+export type ListEventTypesRequest = Message<"auditlog.v1.ListEventTypesRequest"> & {
+  /**
+   * For admins: the tenant to look in. Others always read their own tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.ListEventTypesRequest.
+ * Use `create(ListEventTypesRequestSchema)` to create a new message.
+ */
+export const ListEventTypesRequestSchema: GenMessage<ListEventTypesRequest> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 12);
+
+/**
+ * @generated from message auditlog.v1.ListEventTypesResponse
+ */
+export type ListEventTypesResponse = Message<"auditlog.v1.ListEventTypesResponse"> & {
+  /**
+   * @generated from field: repeated auditlog.v1.EventType types = 1;
+   */
+  types: EventType[];
+};
+
+/**
+ * Describes the message auditlog.v1.ListEventTypesResponse.
+ * Use `create(ListEventTypesResponseSchema)` to create a new message.
+ */
+export const ListEventTypesResponseSchema: GenMessage<ListEventTypesResponse> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 13);
+
+/**
+ * @generated from message auditlog.v1.EventType
+ */
+export type EventType = Message<"auditlog.v1.EventType"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * By the events' `time`.
+   *
+   * @generated from field: google.protobuf.Timestamp first_seen = 3;
+   */
+  firstSeen?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_seen = 4;
+   */
+  lastSeen?: Timestamp | undefined;
+
+  /**
+   * Every attribute key seen on events of this type, sorted.
+   *
+   * @generated from field: repeated string attribute_keys = 5;
+   */
+  attributeKeys: string[];
+};
+
+/**
+ * Describes the message auditlog.v1.EventType.
+ * Use `create(EventTypeSchema)` to create a new message.
+ */
+export const EventTypeSchema: GenMessage<EventType> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 14);
+
+/**
+ * @generated from message auditlog.v1.GetTimelineRequest
+ */
+export type GetTimelineRequest = Message<"auditlog.v1.GetTimelineRequest"> & {
+  /**
+   * Exactly one of the two.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * For admins: the tenant to look in. Others always read their own tenant.
+   *
+   * @generated from field: string tenant_id = 3;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.GetTimelineRequest.
+ * Use `create(GetTimelineRequestSchema)` to create a new message.
+ */
+export const GetTimelineRequestSchema: GenMessage<GetTimelineRequest> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 15);
+
+/**
+ * @generated from message auditlog.v1.GetTimelineResponse
+ */
+export type GetTimelineResponse = Message<"auditlog.v1.GetTimelineResponse"> & {
+  /**
+   * Oldest first, newest last (by `time`, then `id`); at most 1000.
+   *
+   * @generated from field: repeated auditlog.v1.Event events = 1;
+   */
+  events: Event[];
+
+  /**
+   * True when there were more than 1000.
+   *
+   * @generated from field: bool truncated = 2;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message auditlog.v1.GetTimelineResponse.
+ * Use `create(GetTimelineResponseSchema)` to create a new message.
+ */
+export const GetTimelineResponseSchema: GenMessage<GetTimelineResponse> = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_query, 16);
+
+/**
  * @generated from enum auditlog.v1.ExportFormat
  */
 export enum ExportFormat {
@@ -309,6 +552,105 @@ export enum ExportFormat {
  */
 export const ExportFormatSchema: GenEnum<ExportFormat> = /*@__PURE__*/
   enumDesc(file_auditlog_v1_query, 0);
+
+/**
+ * @generated from enum auditlog.v1.StatsDimension
+ */
+export enum StatsDimension {
+  /**
+   * @generated from enum value: STATS_DIMENSION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: STATS_DIMENSION_TYPE = 1;
+   */
+  TYPE = 1,
+
+  /**
+   * @generated from enum value: STATS_DIMENSION_ACTION = 2;
+   */
+  ACTION = 2,
+
+  /**
+   * @generated from enum value: STATS_DIMENSION_OUTCOME = 3;
+   */
+  OUTCOME = 3,
+
+  /**
+   * @generated from enum value: STATS_DIMENSION_SEVERITY = 4;
+   */
+  SEVERITY = 4,
+
+  /**
+   * @generated from enum value: STATS_DIMENSION_ACTOR = 5;
+   */
+  ACTOR = 5,
+
+  /**
+   * @generated from enum value: STATS_DIMENSION_RESOURCE_TYPE = 6;
+   */
+  RESOURCE_TYPE = 6,
+
+  /**
+   * @generated from enum value: STATS_DIMENSION_SOURCE = 7;
+   */
+  SOURCE = 7,
+
+  /**
+   * The time bucket of `bucket` (of the event's `time`).
+   *
+   * @generated from enum value: STATS_DIMENSION_TIME = 8;
+   */
+  TIME = 8,
+}
+
+/**
+ * Describes the enum auditlog.v1.StatsDimension.
+ */
+export const StatsDimensionSchema: GenEnum<StatsDimension> = /*@__PURE__*/
+  enumDesc(file_auditlog_v1_query, 1);
+
+/**
+ * @generated from enum auditlog.v1.TimeBucket
+ */
+export enum TimeBucket {
+  /**
+   * @generated from enum value: TIME_BUCKET_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: TIME_BUCKET_MINUTE = 1;
+   */
+  MINUTE = 1,
+
+  /**
+   * @generated from enum value: TIME_BUCKET_HOUR = 2;
+   */
+  HOUR = 2,
+
+  /**
+   * @generated from enum value: TIME_BUCKET_DAY = 3;
+   */
+  DAY = 3,
+
+  /**
+   * @generated from enum value: TIME_BUCKET_WEEK = 4;
+   */
+  WEEK = 4,
+
+  /**
+   * @generated from enum value: TIME_BUCKET_MONTH = 5;
+   */
+  MONTH = 5,
+}
+
+/**
+ * Describes the enum auditlog.v1.TimeBucket.
+ */
+export const TimeBucketSchema: GenEnum<TimeBucket> = /*@__PURE__*/
+  enumDesc(file_auditlog_v1_query, 2);
 
 /**
  * Reads events. Requires the `auditor` or `admin` role.
@@ -362,6 +704,38 @@ export const QueryService: GenService<{
     methodKind: "server_streaming";
     input: typeof TailEventsRequestSchema;
     output: typeof TailEventsResponseSchema;
+  },
+  /**
+   * Counts of the events matching a filter, grouped. Served from an hourly
+   * rollup whenever the filter and grouping allow, from the events otherwise.
+   *
+   * @generated from rpc auditlog.v1.QueryService.GetStats
+   */
+  getStats: {
+    methodKind: "unary";
+    input: typeof GetStatsRequestSchema;
+    output: typeof GetStatsResponseSchema;
+  },
+  /**
+   * The event types found in the data, with counts, first and last seen,
+   * and the attribute keys each carries. Nothing needs registering.
+   *
+   * @generated from rpc auditlog.v1.QueryService.ListEventTypes
+   */
+  listEventTypes: {
+    methodKind: "unary";
+    input: typeof ListEventTypesRequestSchema;
+    output: typeof ListEventTypesResponseSchema;
+  },
+  /**
+   * Every event of one request (or one session) as a timeline, newest last.
+   *
+   * @generated from rpc auditlog.v1.QueryService.GetTimeline
+   */
+  getTimeline: {
+    methodKind: "unary";
+    input: typeof GetTimelineRequestSchema;
+    output: typeof GetTimelineResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auditlog_v1_query, 0);

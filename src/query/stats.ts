@@ -1,0 +1,115 @@
+import { create } from "@bufbuild/protobuf";
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { EventFilter } from "../../gen/auditlog/v1/event_pb.js";
+import {
+  GetStatsResponseSchema,
+  StatsDimension,
+  StatsRowSchema,
+  TimeBucket,
+  type GetStatsRequest,
+  type GetStatsResponse,
+} from "../../gen/auditlog/v1/query_pb.js";
+import type { TenantScope } from "../auth/tenant-scope.ts";
+import { invalidArgument } from "../errors.ts";
+import { microsFromTimestamp, timestampFromMicros } from "../time.ts";
+import { filterConditions } from "./filter-sql.ts";
+
+const MAX_LIMIT = 10_000;
+const DEFAULT_LIMIT = 100;
+const HOUR_US = 3_600_000_000;
+
+/** SQL of each grouping dimension; the same names exist in `events` and `events_hourly`. */
+const DIMENSIONS: Record<Exclude<StatsDimension, StatsDimension.UNSPECIFIED | StatsDimension.TIME>, string> = {
+  [StatsDimension.TYPE]: "toString(type)",
+  [StatsDimension.ACTION]: "toString(action)",
+  [StatsDimension.OUTCOME]: "toString(outcome)",
+  [StatsDimension.SEVERITY]: "toString(severity)",
+  [StatsDimension.ACTOR]: "actor_id",
+  [StatsDimension.RESOURCE_TYPE]: "toString(resource_type)",
+  [StatsDimension.SOURCE]: "toString(source)",
+};
+/** What the hourly rollup can group by. */
+const ROLLUP_DIMENSIONS = new Set([
+  StatsDimension.TYPE,
+  StatsDimension.ACTION,
+  StatsDimension.OUTCOME,
+  StatsDimension.SEVERITY,
+  StatsDimension.SOURCE,
+  StatsDimension.TIME,
+]);
+
+const BUCKETS: Record<Exclude<TimeBucket, TimeBucket.UNSPECIFIED>, (column: string) => string> = {
+  [TimeBucket.MINUTE]: (c) => `toStartOfMinute(${c})`,
+  [TimeBucket.HOUR]: (c) => `toStartOfHour(${c})`,
+  [TimeBucket.DAY]: (c) => `toStartOfDay(${c})`,
+  [TimeBucket.WEEK]: (c) => `toMonday(${c})`,
+  [TimeBucket.MONTH]: (c) => `toStartOfMonth(${c})`,
+};
+
+/**
+ * The rollup holds counts per hour of `time` by type, action, severity,
+ * outcome and source: it answers a filter on nothing else, with time bounds
+ * on whole hours, grouped by those dimensions or by buckets of an hour or more.
+ */
+function rollupAnswers(filter: EventFilter | undefined, req: GetStatsRequest): boolean {
+  if (!req.groupBy.every((d) => ROLLUP_DIMENSIONS.has(d))) return false;
+  if (req.groupBy.includes(StatsDimension.TIME) && req.bucket === TimeBucket.MINUTE) return false;
+  if (!filter) return true;
+  const onHour = (ts: EventFilter["startTime"]) => !ts || microsFromTimestamp(ts) % HOUR_US === 0;
+  return (
+    onHour(filter.startTime) &&
+    onHour(filter.endTime) &&
+    filter.actorIds.length === 0 &&
+    filter.resourceIds.length === 0 &&
+    !filter.resourceType &&
+    !filter.requestId &&
+    Object.keys(filter.attributes).length === 0 &&
+    !filter.text &&
+    !filter.query
+  );
+}
+
+export async function getStats(client: ClickHouseClient, scope: TenantScope, req: GetStatsRequest): Promise<GetStatsResponse> {
+  if (req.limit < 0 || req.limit > MAX_LIMIT) throw invalidArgument(`limit must be within 1..${MAX_LIMIT} (0 means ${DEFAULT_LIMIT})`);
+  const limit = req.limit || DEFAULT_LIMIT;
+  if (new Set(req.groupBy).size !== req.groupBy.length) throw invalidArgument("group_by names a dimension twice");
+  for (const d of req.groupBy) {
+    if (d !== StatsDimension.TIME && !(d in DIMENSIONS)) throw invalidArgument(`group_by has unknown dimension ${d}`);
+  }
+  const byTime = req.groupBy.includes(StatsDimension.TIME);
+  if (byTime !== (req.bucket !== TimeBucket.UNSPECIFIED)) {
+    throw invalidArgument("bucket is required with STATS_DIMENSION_TIME, and only then");
+  }
+  if (byTime && !(req.bucket in BUCKETS)) throw invalidArgument(`bucket has unknown value ${req.bucket}`);
+
+  const fromRollup = rollupAnswers(req.filter, req);
+  const where = filterConditions(scope, req.filter);
+  const keys = req.groupBy.filter((d) => d !== StatsDimension.TIME).map((d, i) => `${DIMENSIONS[d as keyof typeof DIMENSIONS]} AS k${i}`);
+  const bucket = byTime ? [`toUnixTimestamp(${BUCKETS[req.bucket as keyof typeof BUCKETS](fromRollup ? "hour" : "time")}) AS bucket`] : [];
+  const select = [...keys, ...bucket];
+  const groupNames = [...keys.map((_, i) => `k${i}`), ...(byTime ? ["bucket"] : [])];
+  // The rollup's hour stands in for `time`: with bounds on whole hours the filter means the same.
+  const source = fromRollup ? "(SELECT *, hour AS time FROM events_hourly)" : "events";
+  const count = fromRollup ? "sum(events)" : "count()";
+  const { sql, params } = where.build();
+  const grouped = select.length
+    ? `SELECT ${select.join(", ")}, ${count} AS n FROM ${source} WHERE ${sql} GROUP BY ${groupNames.join(", ")}`
+    : `SELECT ${count} AS n FROM ${source} WHERE ${sql}`;
+  const result = await client.query({
+    query: `SELECT *, sum(n) OVER () AS total FROM (${grouped}) WHERE n > 0 ORDER BY n DESC${groupNames.map((g) => `, ${g}`).join("")} LIMIT ${limit}`,
+    query_params: params,
+    format: "JSONEachRow",
+  });
+  const rows = await result.json<Record<string, string | number>>();
+  const total = rows.length ? Number(rows[0].total) : 0;
+  const shown = rows.reduce((sum, r) => sum + Number(r.n), 0);
+  const out = rows.map((r) =>
+    create(StatsRowSchema, {
+      keys: keys.map((_, i) => String(r[`k${i}`])),
+      bucketStart: byTime ? timestampFromMicros(Number(r.bucket) * 1_000_000) : undefined,
+      count: BigInt(r.n),
+    }),
+  );
+  if (total > shown) out.push(create(StatsRowSchema, { count: BigInt(total - shown), other: true }));
+  return create(GetStatsResponseSchema, { rows: out, total: BigInt(total), fromRollup });
+}

@@ -1,0 +1,173 @@
+import { join } from "node:path";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { Session } from "chdb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Severity, type Event } from "../../gen/auditlog/v1/event_pb.js";
+import { GetStatsRequestSchema, StatsDimension as D, TimeBucket } from "../../gen/auditlog/v1/query_pb.js";
+import { appendAll } from "../helpers/bulk.ts";
+import { bearer, connectClients } from "../helpers/clients.ts";
+import { sampleEvent } from "../helpers/events.ts";
+import { removeDataDir, startServer, tempDataDir, type TestServer } from "../helpers/server.ts";
+
+const dataDir = tempDataDir();
+let server: TestServer;
+let clients: ReturnType<typeof connectClients>;
+let auditor: string;
+const BASE = Date.UTC(2026, 9, 1);
+const HOUR = 3_600_000;
+
+/** 600 events over five weeks; only ours (reads leave events of their own). */
+const EVENTS: Event[] = Array.from({ length: 600 }, (_, n) =>
+  sampleEvent(n, { id: `s-${n}`, time: timestampFromDate(new Date(BASE + n * 83 * 60_000)), source: n % 5 ? "billing-api" : "auth-api" }),
+);
+const OURS = { sources: ["billing-api", "auth-api"] };
+
+async function start() {
+  server = await startServer({ dataDir });
+  clients = connectClients(server.baseUrl, "connect-binary");
+  auditor = await server.token("stats", ["auditor"]);
+}
+
+beforeAll(async () => {
+  await start();
+  await appendAll(clients, await server.token("stats", ["writer"]), EVENTS);
+  await appendAll(clients, await server.token("other", ["writer"]), EVENTS.slice(0, 100));
+});
+afterAll(async () => {
+  await server.stop();
+  removeDataDir(dataDir);
+});
+
+type StatsRequest = MessageInitShape<typeof GetStatsRequestSchema>;
+const stats = (req: StatsRequest) => clients.query.getStats(req, bearer(auditor));
+/** The same request, made to scan events: a query term that excludes nothing. */
+const raw = (req: StatsRequest) => stats({ ...req, filter: { ...OURS, ...req.filter, query: "-id:no-such-event" } } as StatsRequest);
+
+const CASES: [string, StatsRequest][] = [
+  ["the total", {}],
+  ["by type", { groupBy: [D.TYPE] }],
+  ["by type and hour", { groupBy: [D.TYPE, D.TIME], bucket: TimeBucket.HOUR, limit: 10_000 }],
+  ["by action and outcome", { groupBy: [D.ACTION, D.OUTCOME] }],
+  ["by severity, source and day", { groupBy: [D.SEVERITY, D.SOURCE, D.TIME], bucket: TimeBucket.DAY, limit: 10_000 }],
+  ["by week", { groupBy: [D.TIME], bucket: TimeBucket.WEEK }],
+  ["by month", { groupBy: [D.TIME], bucket: TimeBucket.MONTH }],
+  [
+    "filtered by type, severity and whole hours, by type and day",
+    {
+      filter: {
+        types: ["auth.login", "order.viewed"],
+        minSeverity: Severity.INFO,
+        startTime: timestampFromDate(new Date(BASE + 48 * HOUR)),
+        endTime: timestampFromDate(new Date(BASE + 400 * HOUR)),
+      },
+      groupBy: [D.TYPE, D.TIME],
+      bucket: TimeBucket.DAY,
+      limit: 10_000,
+    },
+  ],
+];
+
+describe("GetStats", () => {
+  it.each(CASES)("%s: the rollup answers, and equals counting the events", async (_, req) => {
+    const fromRollup = await stats({ ...req, filter: { ...OURS, ...req.filter } } as StatsRequest);
+    const scanned = await raw(req);
+    expect(fromRollup.fromRollup).toBe(true);
+    expect(scanned.fromRollup).toBe(false);
+    expect(fromRollup.total).toBeGreaterThan(0n);
+    expect({ ...fromRollup, fromRollup: true }).toEqual({ ...scanned, fromRollup: true });
+  });
+
+  it("counts what a hand count of the ingested events says", async () => {
+    const res = await stats({ filter: OURS, groupBy: [D.TYPE] });
+    const want = new Map<string, number>();
+    for (const e of EVENTS) want.set(e.type, (want.get(e.type) ?? 0) + 1);
+    expect(Object.fromEntries(res.rows.map((r) => [r.keys[0], Number(r.count)]))).toEqual(Object.fromEntries(want));
+    expect(res.total).toBe(600n);
+  });
+
+  it("top N, then one row with the rest", async () => {
+    const res = await stats({ filter: OURS, groupBy: [D.ACTOR], limit: 3 });
+    expect(res.fromRollup).toBe(false);
+    expect(res.rows).toHaveLength(4);
+    const [a, b, c, other] = res.rows;
+    expect(a.count >= b.count && b.count >= c.count).toBe(true);
+    expect(other).toMatchObject({ keys: [], other: true });
+    expect(a.count + b.count + c.count + other.count).toBe(600n);
+  });
+
+  it("filters the rollup cannot answer go to the events", async () => {
+    for (const filter of [{ attributes: { plan: "pro" } }, { actorIds: ["user-1"] }, { text: "number" }, { startTime: timestampFromDate(new Date(BASE + 90_000)) }]) {
+      expect((await stats({ filter: { ...OURS, ...filter }, groupBy: [D.TYPE] })).fromRollup, JSON.stringify(Object.keys(filter))).toBe(false);
+    }
+    expect((await stats({ filter: OURS, groupBy: [D.TIME], bucket: TimeBucket.MINUTE })).fromRollup).toBe(false);
+  });
+
+  it.each<[string, StatsRequest, RegExp]>([
+    ["a time grouping without a bucket", { groupBy: [D.TIME] }, /bucket is required with STATS_DIMENSION_TIME/],
+    ["a bucket without a time grouping", { bucket: TimeBucket.DAY }, /bucket is required with STATS_DIMENSION_TIME, and only then/],
+    ["a repeated dimension", { groupBy: [D.TYPE, D.TYPE] }, /names a dimension twice/],
+    ["a limit out of range", { limit: 10_001 }, /limit must be within 1..10000/],
+  ])("refuses %s", async (_, req, message) => {
+    await expect(stats(req)).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringMatching(message) });
+  });
+
+  it("counts only the caller's tenant, and needs a reading role", async () => {
+    const other = await clients.query.getStats({ filter: OURS }, bearer(await server.token("other", ["auditor"])));
+    expect(other.total).toBe(100n);
+    await expect(clients.query.getStats({}, bearer(await server.token("stats", ["writer"])))).rejects.toMatchObject({ code: Code.PermissionDenied });
+  });
+});
+
+describe("ListEventTypes", () => {
+  it("discovers each type with its count, first and last seen, and attribute keys; a new type needs no registration", async () => {
+    const res = await clients.query.listEventTypes({}, bearer(auditor));
+    const login = res.types.find((t) => t.type === "auth.login")!;
+    const logins = EVENTS.filter((e) => e.type === "auth.login");
+    expect(login).toMatchObject({ count: BigInt(logins.length), attributeKeys: ["plan", "region", "seq"] });
+    expect(login.firstSeen).toEqual(logins[0].time);
+    expect(login.lastSeen).toEqual(logins.at(-1)!.time);
+
+    await appendAll(clients, await server.token("stats", ["writer"]), [sampleEvent(1, { id: "brand-new", type: "brand.new.type", attributes: { zeta: "1", alpha: "2" } })]);
+    const after = await clients.query.listEventTypes({}, bearer(auditor));
+    expect(after.types.find((t) => t.type === "brand.new.type")).toMatchObject({ count: 1n, attributeKeys: ["alpha", "zeta"] });
+    expect(after.types.map((t) => t.type)).toEqual([...after.types.map((t) => t.type)].sort());
+  });
+});
+
+describe("GetTimeline", () => {
+  it("all events of one request, oldest first, newest last", async () => {
+    const res = await clients.query.getTimeline({ requestId: "req-7" }, bearer(auditor));
+    expect(res.events.map((e) => e.id)).toEqual(["s-21", "s-22", "s-23"]);
+    expect(res.truncated).toBe(false);
+  });
+
+  it("all events of one session", async () => {
+    const res = await clients.query.getTimeline({ sessionId: "s-3" }, bearer(auditor));
+    expect(res.events.map((e) => e.id)).toEqual(EVENTS.filter((e) => e.actor!.sessionId === "s-3").map((e) => e.id));
+  });
+
+  it("wants exactly one of request_id and session_id", async () => {
+    await expect(clients.query.getTimeline({}, bearer(auditor))).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(clients.query.getTimeline({ requestId: "a", sessionId: "b" }, bearer(auditor))).rejects.toMatchObject({ code: Code.InvalidArgument });
+  });
+});
+
+describe("rollups added to an existing store", () => {
+  it("are back-filled from the events already stored", async () => {
+    const before = await stats({ filter: OURS, groupBy: [D.TYPE, D.TIME], bucket: TimeBucket.DAY, limit: 10_000 });
+    await server.stop();
+    const session = new Session(join(dataDir, "chdb"));
+    try {
+      for (const q of ["DROP VIEW events_hourly_mv", "DROP TABLE events_hourly", "DROP VIEW event_types_mv", "DROP TABLE event_types"]) session.query(q);
+    } finally {
+      session.close();
+    }
+    await start();
+    const after = await stats({ filter: OURS, groupBy: [D.TYPE, D.TIME], bucket: TimeBucket.DAY, limit: 10_000 });
+    expect(after.fromRollup).toBe(true);
+    expect(after).toEqual(before);
+    expect((await clients.query.listEventTypes({}, bearer(auditor))).types.find((t) => t.type === "brand.new.type")?.count).toBe(1n);
+  });
+});
