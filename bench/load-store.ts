@@ -1,0 +1,53 @@
+/**
+ * Fills a fresh store with realistic events straight through chDB (no
+ * server), spread evenly over the last 30 days, for the query benchmark.
+ * Prints one JSON line: rows, seconds, bytes compressed and uncompressed.
+ *
+ *   node --import tsx bench/load-store.ts DATA_DIR ROWS
+ */
+import { create } from "@bufbuild/protobuf";
+import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
+import { loadConfig } from "../src/config.ts";
+import { validateEvent } from "../src/ingest/validate.ts";
+import { dateTime64, toInsertRow } from "../src/store/event-row.ts";
+import { createStoreClient } from "../src/store/client.ts";
+import { insertEventRows } from "../src/store/event-writes.ts";
+import { migrate } from "../src/store/schema.ts";
+import { realisticEvent } from "./realistic-events.ts";
+
+const [dataDir, rowsArg] = process.argv.slice(2);
+const total = Number(rowsArg);
+const config = loadConfig({ AUDITLOG_DATA_DIR: dataDir, AUDITLOG_FSYNC: "false" });
+const client = await createStoreClient(config.store);
+await migrate(client, config.store);
+
+const nowUs = Date.now() * 1000;
+const spanUs = 30 * 86_400_000_000;
+const POOL = 50_000;
+const pool = Array.from({ length: POOL }, (_, i) => {
+  const result = validateEvent(create(EventSchema, realisticEvent(i)), `tenant-${i % 50}`, nowUs, config.ingest.limits);
+  if (!result.ok) throw new Error(result.invalid.reason);
+  return toInsertRow(result.record, nowUs, 90);
+});
+
+const started = performance.now();
+const BATCH = 50_000;
+for (let done = 0; done < total; done += BATCH) {
+  const rows = [];
+  for (let n = done; n < Math.min(done + BATCH, total); n++) {
+    const row = [...pool[n % POOL]];
+    row[1] = `${row[1]}-${n}`;
+    row[2] = dateTime64(nowUs - Math.floor(((total - n) / total) * spanUs));
+    rows.push(row);
+  }
+  await insertEventRows(client, rows);
+}
+const seconds = (performance.now() - started) / 1000;
+await client.command({ query: "OPTIMIZE TABLE events FINAL" }).catch(() => {});
+const parts = await client.query({
+  query: "SELECT sum(data_compressed_bytes) AS compressed, sum(data_uncompressed_bytes) AS uncompressed FROM system.parts WHERE active AND table = 'events'",
+  format: "JSONEachRow",
+});
+const [{ compressed, uncompressed }] = await parts.json<{ compressed: string; uncompressed: string }>();
+process.stdout.write(JSON.stringify({ rows: total, seconds, compressed: Number(compressed), uncompressed: Number(uncompressed) }) + "\n");
+await client.close();

@@ -1,0 +1,85 @@
+/**
+ * Query benchmark: `npm run bench:query`.
+ *
+ * Loads BENCH_QUERY_EVENTS (default 10,000,000) realistic events (50 tenants,
+ * 20 types, 5–10 attributes, messages of real words, 30 days) into a fresh
+ * store, starts the real server on it, and times each question an auditor
+ * asks, through the API (generated Connect client), BENCH_QUERY_RUNS (≥ 20)
+ * times after a warm-up: p50/p95/p99. Writes the table to bench/RESULTS.md.
+ */
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { join } from "node:path";
+import { StatsDimension, TimeBucket } from "../gen/auditlog/v1/query_pb.js";
+import { mintToken } from "../src/auth/token.ts";
+import { bearer, connectClients } from "../test/helpers/clients.ts";
+import { removeDataDir, ROOT, startServer, tempDataDir, TEST_SECRET } from "../test/helpers/server.ts";
+import { du, environmentLine, mib, percentile, run, writeResults } from "./common.ts";
+import { realisticEvent } from "./realistic-events.ts";
+
+const EVENTS = Number(process.env.BENCH_QUERY_EVENTS ?? 10_000_000);
+const RUNS = Math.max(20, Number(process.env.BENCH_QUERY_RUNS ?? 25));
+const HOUR = 3_600_000;
+
+async function main() {
+  const dataDir = tempDataDir();
+  console.log(`loading ${EVENTS} events...`);
+  const { stdout } = await run(process.execPath, ["--import", "tsx", join(ROOT, "bench/load-store.ts"), dataDir, String(EVENTS)], {
+    cwd: ROOT,
+    maxBuffer: 1024 * 1024,
+  });
+  const load = JSON.parse(stdout) as { rows: number; seconds: number; compressed: number; uncompressed: number };
+  console.log(`loaded in ${load.seconds.toFixed(0)} s`);
+  const disk = await du(join(dataDir, "chdb"));
+  const server = await startServer({ dataDir });
+  const clients = connectClients(server.baseUrl, "connect-binary");
+  const token = await mintToken(TEST_SECRET, { tenant: "tenant-7", roles: ["auditor"], subject: "bench", ttlSeconds: 3600 }, { tenant: "tenant", roles: "roles" });
+  const auth = bearer(token);
+  const now = Date.now();
+  const weekAgoOnHour = Math.floor((now - 7 * 86_400_000) / HOUR) * HOUR;
+  // A value tenant-7 has (load-store.ts gives event i to tenant i % 50).
+  const attrValue = realisticEvent(7).attributes!.attr_0;
+
+  const questions: [string, () => Promise<number>][] = [
+    ["latest 50 of a tenant in 24 h", async () => (await clients.query.searchEvents({ filter: { startTime: timestampFromMs(now - 86_400_000) }, pageSize: 50 }, auth)).events.length],
+    [`attribute equality (attr_0 = ${attrValue})`, async () => (await clients.query.searchEvents({ filter: { attributes: { attr_0: attrValue } }, pageSize: 50 }, auth)).events.length],
+    ["full-text word (declined)", async () => (await clients.query.searchEvents({ filter: { query: "declined" }, pageSize: 50 }, auth)).events.length],
+    ["query-language mix", async () => (await clients.query.searchEvents({ filter: { query: 'type:billing.* attr.amount:>500 -action:VIEW severity:>=WARNING "card" since:7d' }, pageSize: 50 }, auth)).events.length],
+    ["stats by type × hour, 7 days", async () => (await clients.query.getStats({ filter: { startTime: timestampFromMs(weekAgoOnHour) }, groupBy: [StatsDimension.TYPE, StatsDimension.TIME], bucket: TimeBucket.HOUR, limit: 10_000 }, auth)).rows.length],
+    ["type catalog", async () => (await clients.query.listEventTypes({}, auth)).types.length],
+  ];
+  const rows = [];
+  for (const [name, ask] of questions) {
+    for (let i = 0; i < 3; i++) await ask();
+    const times: number[] = [];
+    let results = 0;
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now();
+      results = await ask();
+      times.push(performance.now() - t0);
+    }
+    const row = { name, p50: percentile(times, 50), p95: percentile(times, 95), p99: percentile(times, 99), results };
+    console.log(`${name}: p50 ${row.p50.toFixed(1)} ms, p95 ${row.p95.toFixed(1)} ms (${results} results)`);
+    rows.push(row);
+  }
+  await server.stop();
+  removeDataDir(dataDir);
+  writeResults(
+    [
+      `## Queries — ${new Date().toISOString().slice(0, 16)}Z`,
+      "",
+      `${environmentLine()}; ${load.rows} realistic events over 30 days (50 tenants, so about ${Math.round(load.rows / 50)} per tenant), ` +
+        `loaded straight into chDB in ${load.seconds.toFixed(0)} s; ${RUNS} runs per question after 3 warm-up runs, through the API ` +
+        "(Connect binary, one tenant's auditor; each read also records its audit event).",
+      "",
+      `Events table: ${mib(load.compressed)} MiB compressed, ${mib(load.uncompressed)} MiB uncompressed ` +
+        `(${(load.uncompressed / load.compressed).toFixed(1)}×); ${mib(disk)} MiB on disk with rollups and ids.`,
+      "",
+      "| question | p50 ms | p95 ms | p99 ms | results |",
+      "|---|---:|---:|---:|---:|",
+      ...rows.map((r) => `| ${r.name} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.results} |`),
+      "",
+    ].join("\n"),
+  );
+}
+
+await main();
