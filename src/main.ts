@@ -86,7 +86,7 @@ async function verify(args: string[]) {
 }
 
 async function serve(config: Config) {
-  const [{ createLogger }, { createVerifier }, { createStoreClient }, { prepareStore }, { startServer }, { createQueryStreamer }] =
+  const [{ createLogger }, { createVerifier }, { createStoreClients }, { prepareStore }, { startServer }, { createQueryStreamer }] =
     await Promise.all([
       import("./log.ts"),
       import("./auth/verifier.ts"),
@@ -99,16 +99,16 @@ async function serve(config: Config) {
   const hmac = hmacSecret(config);
   if (hmac?.created) log.info({ file: hmac.file }, "generated a new HS256 token secret (mode 0600)");
   const verify = createVerifier(config.auth, hmac?.secret);
-  const client = await createStoreClient(config.store);
-  const store = prepareStore(client, config.store, log);
+  const clients = await createStoreClients(config.store);
+  const store = prepareStore(clients.writer, config.store, log);
   // The embedded engine is local: wait for it, so the first call finds the schema.
   if (config.store.kind === "chdb") await store.whenReady;
-  const stream = createQueryStreamer(config.store, client);
+  const stream = createQueryStreamer(config.store, clients.reader);
   const { signer, created: keyFile } = loadSigner(config.integrity.signingKey, config.dataDir);
   if (keyFile) log.info({ file: keyFile, keyId: signer.keyId }, "generated a new Ed25519 checkpoint signing key (mode 0600)");
   const chainId =
     config.integrity.instanceId ?? loadOrCreateFile(config.dataDir, "instance-id", () => randomBytes(6).toString("hex")).value.trim();
-  const server = await startServer({ config, log, client, store, verify, stream, signer, chainId });
+  const server = await startServer({ config, log, clients, store, verify, stream, signer, chainId });
   log.info(
     { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
     `listening on port ${server.port}`,
@@ -125,7 +125,7 @@ async function serve(config: Config) {
     try {
       store.stop();
       await server.close();
-      await client.close();
+      await clients.close();
       log.info("stopped cleanly");
       await flush(1000);
       process.exit(0);

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import type { ClickHouseClient } from "@clickhouse/client";
 import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
@@ -20,6 +19,7 @@ import { Batcher } from "./ingest/batcher.ts";
 import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
 import { ingestService } from "./ingest/service.ts";
 import { queryService } from "./query/service.ts";
+import type { StoreClients } from "./store/client.ts";
 import type { QueryStreamer } from "./store/query-stream.ts";
 import type { StoreReadiness } from "./store/readiness.ts";
 import { TailHub } from "./tail/hub.ts";
@@ -30,7 +30,7 @@ import type { CheckpointSigner } from "./integrity/signing-key.ts";
 export interface ServerDeps {
   config: Config;
   log: Logger;
-  client: ClickHouseClient;
+  clients: StoreClients;
   store: StoreReadiness;
   verify: VerifyToken;
   /** Streams large results (exports) straight from the store. */
@@ -75,7 +75,7 @@ function plainRoutes(deps: ServerDeps, download: ReturnType<typeof exportRoute>)
       return;
     }
     if (req.method === "GET" && path === "/healthz") {
-      const ok = deps.store.ready && (await deps.client.ping()).success;
+      const ok = deps.store.ready && (await deps.clients.reader.ping()).success;
       res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
       res.end(JSON.stringify({ status: ok ? "ok" : "unavailable" }));
       return;
@@ -91,14 +91,15 @@ function unready(res: NodeServerResponse) {
 }
 
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
-  const { config, log, client } = deps;
+  const { config, log } = deps;
+  const { writer, reader } = deps.clients;
   const hub = new TailHub();
   const committer = createCommitter({
-    client,
+    client: writer,
     retentionDays: config.store.retentionDays,
     log,
     onCommitted: (events, receivedAtUs) => hub.publish(events, receivedAtUs),
-    chainer: config.integrity.hashChain ? createChainer({ client, chainId: deps.chainId, signer: deps.signer }) : undefined,
+    chainer: config.integrity.hashChain ? createChainer({ client: writer, chainId: deps.chainId, signer: deps.signer }) : undefined,
   });
   const batcher = new Batcher<PendingEvent>(
     {
@@ -112,7 +113,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   );
   const recordRead = createReadAuditor({ batcher, limits: config.ingest.limits, adminTenant: config.query.adminAuditTenant, log });
   const readDeps = {
-    client,
+    client: reader,
     stream: deps.stream,
     settledUs: committer.settledUs,
     hub,
@@ -133,7 +134,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     router.service(QueryService, queryService({ ...readDeps, config: config.query }));
     router.service(
       IntegrityService,
-      integrityService({ client, stream: deps.stream, signer: deps.signer, retentionDays: config.store.retentionDays }),
+      integrityService({ client: reader, stream: deps.stream, signer: deps.signer, retentionDays: config.store.retentionDays }),
     );
   };
 

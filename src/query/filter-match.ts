@@ -5,6 +5,7 @@ import { microsFromTimestamp, nowMicros } from "../time.ts";
 import { queryPredicate } from "./query-compile.ts";
 import { parseQuery } from "./query-language.ts";
 import { filterConditions } from "./filter-sql.ts";
+import { textTermPredicate } from "./text-term.ts";
 
 export type RecordPredicate = (record: EventRecord) => boolean;
 
@@ -59,10 +60,7 @@ export function matchFilter(scope: TenantScope, filter: EventFilter | undefined)
     for (const [key, value] of Object.entries(filter.attributes)) {
       tests.push((r) => Object.hasOwn(r.attributes, key) && r.attributes[key] === value);
     }
-    if (filter.text) {
-      const needle = filter.text.toLowerCase();
-      tests.push((r) => r.message.toLowerCase().includes(needle));
-    }
+    if (filter.text) tests.push(textTermPredicate(filter.text));
     if (filter.query) tests.push(queryPredicate(parseQuery(filter.query, nowMicros())));
   }
   return (record) => tests.every((test) => test(record));

@@ -5,6 +5,7 @@ import { outcomeName } from "../store/event-row.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { nowMicros, storableMicros } from "../time.ts";
 import { querySql } from "./query-compile.ts";
+import { textTermSql } from "./text-term.ts";
 import { parseQuery } from "./query-language.ts";
 
 /**
@@ -126,7 +127,7 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
     if (Buffer.byteLength(filter.text) > MAX_TEXT_BYTES) {
       throw invalidArgument(`filter.text is longer than ${MAX_TEXT_BYTES} bytes`);
     }
-    where.add(`positionCaseInsensitiveUTF8(message, ${where.param("String", filter.text)}) > 0`);
+    where.add(textTermSql(filter.text, where));
   }
   if (filter.query) where.add(querySql(parseQuery(filter.query, nowMicros()), where));
   return where;

@@ -1,5 +1,6 @@
 import type { EventRecord } from "../store/event-row.ts";
 import type { Conditions } from "./filter-sql.ts";
+import { textTermPredicate, textTermSql } from "./text-term.ts";
 import type { Comparison, QueryNode, StringColumn } from "./query-language.ts";
 
 /**
@@ -37,10 +38,8 @@ export function querySql(node: QueryNode, where: Conditions): string {
       // mapContains: a missing attribute is not an empty one.
       return `(mapContains(attributes, ${key}) AND ${test})`;
     }
-    case "text": {
-      const value = where.param("String", node.value);
-      return `(positionCaseInsensitiveUTF8(message, ${value}) > 0 OR arrayExists(v -> positionCaseInsensitiveUTF8(v, ${value}) > 0, mapValues(attributes)))`;
-    }
+    case "text":
+      return textTermSql(node.value, where);
   }
 }
 
@@ -114,9 +113,7 @@ export function queryPredicate(node: QueryNode): (r: EventRecord) => boolean {
         return prefix ? v.startsWith(value) : v === value;
       };
     }
-    case "text": {
-      const needle = node.value.toLowerCase();
-      return (r) => r.message.toLowerCase().includes(needle) || Object.values(r.attributes).some((v) => v.toLowerCase().includes(needle));
-    }
+    case "text":
+      return textTermPredicate(node.value);
   }
 }

@@ -13,6 +13,8 @@ import type { StoreConfig } from "../config.ts";
  *   ttl_only_drop_parts drops whole parts instead of rewriting them.
  * - severity and outcome are Enum8 so `severity >= WARNING` is a number compare.
  * - Bloom filters on the ids people look up one at a time (id, request_id).
+ * - Text indexes (inverted, lower-cased words) on `message` and on the
+ *   attribute values serve full-text terms (src/query/text-term.ts).
  * - fsync_after_insert: an acknowledged insert is on disk, not only in the
  *   page cache (AUDITLOG_FSYNC=false trades that for throughput).
  * - The hash chain (chain_id, seq, prev_hash, hash) and, on the event that
@@ -50,7 +52,8 @@ CREATE TABLE IF NOT EXISTS events
   retention_days UInt16,
 ${CHAIN_COLUMNS.map((c) => `  ${c},`).join("\n")}
   INDEX idx_id id TYPE bloom_filter(0.001) GRANULARITY 1,
-  INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 1
+  INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 1,
+${TEXT_INDEXES.map((i) => `  INDEX ${i.name} ${i.definition}`).join(",\n")}
 )
 ENGINE = MergeTree
 PARTITION BY (toYYYYMMDD(received_at), retention_days)
@@ -58,6 +61,19 @@ ORDER BY (tenant_id, time, id)
 TTL toDateTime(received_at) + toIntervalDay(retention_days)
 SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}`;
 }
+
+/**
+ * Full-text indexes: inverted indexes of the lower-cased words (splitByNonAlpha:
+ * runs of ASCII letters and digits and of non-ASCII characters) of `message`
+ * and of the attribute values. Defined on the lower-cased expressions, not
+ * with a `preprocessor`, so that a search means the same whether the engine
+ * answers it from the index or from the column (a part whose index is still
+ * being built). Chosen by measurement (README, "Full-text search").
+ */
+const TEXT_INDEXES = [
+  { name: "idx_message_words", definition: "lowerUTF8(message) TYPE text(tokenizer = splitByNonAlpha)" },
+  { name: "idx_attribute_words", definition: "arrayMap(v -> lowerUTF8(v), mapValues(attributes)) TYPE text(tokenizer = splitByNonAlpha)" },
+];
 
 /** Added after the first release: created with the table, or added to an existing one. */
 const CHAIN_COLUMNS = [
@@ -199,7 +215,26 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
     `ALTER TABLE event_ids MODIFY TTL received_at + INTERVAL ${config.dedupWindowDays} DAY`,
   ];
   for (const query of statements) await client.command({ query });
+  await addTextIndexes(client);
   await createRollups(client, config);
+}
+
+/**
+ * Text indexes added to a table created before them: added, then built for the
+ * parts already there by a background mutation. Until it is done those parts
+ * are scanned instead, with the same results.
+ */
+async function addTextIndexes(client: ClickHouseClient): Promise<void> {
+  const result = await client.query({
+    query: "SELECT name FROM system.data_skipping_indices WHERE database = currentDatabase() AND table = 'events'",
+    format: "JSONEachRow",
+  });
+  const present = new Set((await result.json<{ name: string }>()).map((r) => r.name));
+  for (const index of TEXT_INDEXES) {
+    if (present.has(index.name)) continue;
+    await client.command({ query: `ALTER TABLE events ADD INDEX IF NOT EXISTS ${index.name} ${index.definition}` });
+    await client.command({ query: `ALTER TABLE events MATERIALIZE INDEX ${index.name}` });
+  }
 }
 
 /** The tables the service needs, for a service that may not create them (a writer-only user). */

@@ -249,9 +249,16 @@ describe("filterConditions: attributes", () => {
 });
 
 describe("filterConditions: text", () => {
-  it("searches the message case-insensitively", () => {
+  it("searches words of the message and the attribute values through their text indexes", () => {
     const where = build(ACME, { text: "Paid" });
-    expect(where.sql).toContain(`positionCaseInsensitiveUTF8(message, ${placeholderOf(where, "Paid")}) > 0`);
+    const p = placeholderOf(where, "Paid");
+    expect(where.sql).toContain(`hasAllTokens(lowerUTF8(message), lowerUTF8(${p})) OR hasAllTokens(arrayMap(v -> lowerUTF8(v), mapValues(attributes)), lowerUTF8(${p}))`);
+  });
+
+  it("checks a term of several words as written, after the indexes narrowed it down", () => {
+    const where = build(ACME, { text: "card declined" });
+    const p = placeholderOf(where, "card declined");
+    expect(where.sql).toContain(`hasAllTokens(lowerUTF8(message), lowerUTF8(${p})) AND positionCaseInsensitiveUTF8(message, ${p}) > 0`);
   });
 
   it("accepts 1024 bytes and rejects more", () => {

@@ -447,7 +447,9 @@ export type EventFilter = Message<"auditlog.v1.EventFilter"> & {
   attributes: { [key: string]: string };
 
   /**
-   * Case-insensitive substring match on `message`.
+   * Full-text: whole words in `message` or an attribute value, ignoring
+   * case; a term of several words must appear as written (README, "Full-text
+   * search"). The same as a bare term of `query`.
    *
    * @generated from field: string text = 13;
    */

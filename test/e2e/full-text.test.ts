@@ -1,0 +1,104 @@
+import { Session } from "chdb";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Event } from "../../gen/auditlog/v1/event_pb.js";
+import { textTermPredicate } from "../../src/query/text-term.ts";
+import { recordFromEvent } from "../../src/store/event-row.ts";
+import { appendAll, searchAllJson } from "../helpers/bulk.ts";
+import { connectClients } from "../helpers/clients.ts";
+import { sampleEvent } from "../helpers/events.ts";
+import { removeDataDir, startServer, tempDataDir, type TestServer } from "../helpers/server.ts";
+
+const dataDir = tempDataDir();
+let server: TestServer;
+let clients: ReturnType<typeof connectClients>;
+let auditor: string;
+
+/** Messages and attribute values that tell word, phrase and substring semantics apart. */
+const EVENTS: Event[] = [
+  { message: "Card DECLINED by issuer" },
+  { message: "undeclined payment" },
+  { message: "Zahlung für Müller abgelehnt" },
+  { message: "login ok", attributes: { email: "Jane.Doe@Example.com", order: "ord-4711" } },
+  { message: "card was declined" },
+  { message: "price: 100% @ checkout" },
+  { message: "nothing to see", attributes: { reason: "card declined twice" } },
+  { message: "split across fields", attributes: { a: "card", b: "declined" } },
+].map((fields, n) => sampleEvent(n, { id: `ft-${n}`, source: "fulltext", ...fields }));
+
+async function start() {
+  server = await startServer({ dataDir });
+  clients = connectClients(server.baseUrl, "connect-binary");
+  auditor = await server.token("ft", ["auditor"]);
+}
+
+beforeAll(async () => {
+  await start();
+  await appendAll(clients, await server.token("ft", ["writer"]), EVENTS);
+});
+afterAll(async () => {
+  await server.stop();
+  removeDataDir(dataDir);
+});
+
+const searchText = async (how: "query" | "text", term: string) => {
+  const filter = how === "query" ? { query: term.includes(" ") ? JSON.stringify(term) : term } : { text: term };
+  return (await searchAllJson(clients, auditor, { sources: ["fulltext"], ...filter })).map((e) => e.id as string).sort();
+};
+const ids = (...ns: number[]) => ns.map((n) => `ft-${n}`).sort();
+
+const CASES: [string, string[]][] = [
+  ["declined", ids(0, 4, 6, 7)],
+  ["DECLINED", ids(0, 4, 6, 7)],
+  ["declin", []],
+  ["card declined", ids(0, 6)],
+  ["müller", ids(2)],
+  ["MÜLLER", ids(2)],
+  ["jane.doe@example.com", ids(3)],
+  ["4711", ids(3)],
+  ["ord-4711", ids(3)],
+  ["%", ids(5)],
+  ["@", ids(3, 5)],
+];
+
+describe("full-text terms", () => {
+  it.each(CASES)("%s (a query term and EventFilter.text alike)", async (term, want) => {
+    expect(await searchText("query", term)).toEqual(want);
+    expect(await searchText("text", term)).toEqual(want);
+  });
+
+  it("the live tail's predicate agrees with SQL on every case", () => {
+    for (const [term, want] of CASES) {
+      const matches = textTermPredicate(term);
+      expect(EVENTS.filter((e) => matches(recordFromEvent(e))).map((e) => e.id).sort(), term).toEqual(want);
+    }
+  });
+
+  it("a store from before the text indexes gets them on start, built for old parts too, with the same answers", async () => {
+    await server.stop();
+    const session = new Session(join(dataDir, "chdb"));
+    const indexes = () => session.query("SELECT name FROM system.data_skipping_indices WHERE table = 'events' AND type = 'text' ORDER BY name", "CSV").trim();
+    try {
+      expect(indexes()).toBe('"idx_attribute_words"\n"idx_message_words"');
+      session.query("ALTER TABLE events DROP INDEX idx_message_words");
+      session.query("ALTER TABLE events DROP INDEX idx_attribute_words");
+      expect(indexes()).toBe("");
+    } finally {
+      session.close();
+    }
+    await start();
+    for (const [term, want] of CASES) expect(await searchText("query", term), term).toEqual(want);
+    await server.stop();
+    const reopened = new Session(join(dataDir, "chdb"));
+    try {
+      expect(reopened.query("SELECT name FROM system.data_skipping_indices WHERE table = 'events' AND type = 'text' ORDER BY name", "CSV").trim()).toBe(
+        '"idx_attribute_words"\n"idx_message_words"',
+      );
+      // The build of the old parts ran as a mutation and finished.
+      expect(reopened.query("SELECT countIf(NOT is_done) FROM system.mutations WHERE table = 'events'", "CSV").trim()).toBe("0");
+    } finally {
+      reopened.close();
+    }
+    await start();
+  });
+});
