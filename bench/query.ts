@@ -46,9 +46,9 @@ async function main() {
   const dataDir = tempDataDir();
   const load = await loadStore(dataDir);
   const disk = await du(join(dataDir, "chdb"));
-  // The production batch window (the test helper shortens it to 20 ms): read
-  // audit events are committed like any others.
-  const server = await startServer({ dataDir, env: { AUDITLOG_BATCH_MAX_DELAY_MS: "100" } });
+  // The production batch windows (the test helper shortens them to 20 ms):
+  // every read records its audit event, committed like in production.
+  const server = await startServer({ dataDir, env: { AUDITLOG_BATCH_MAX_DELAY_MS: "100", AUDITLOG_READ_AUDIT_DELAY_MS: "1000" } });
   const clients = connectClients(server.baseUrl, "connect-binary");
   const token = await mintToken(TEST_SECRET, { tenant: "tenant-7", roles: ["auditor"], subject: "bench", ttlSeconds: 3600 }, { tenant: "tenant", roles: "roles" });
   const auth = bearer(token);
@@ -61,6 +61,8 @@ async function main() {
     ["latest 50 of a tenant in 24 h", async () => (await clients.query.searchEvents({ filter: { startTime: timestampFromMs(now - 86_400_000) }, pageSize: 50 }, auth)).events.length],
     [`attribute equality (attr_0 = ${attrValue})`, async () => (await clients.query.searchEvents({ filter: { attributes: { attr_0: attrValue } }, pageSize: 50 }, auth)).events.length],
     ["full-text word (declined)", async () => (await clients.query.searchEvents({ filter: { query: "declined" }, pageSize: 50 }, auth)).events.length],
+    // A word no event has: a scan must read the whole tenant to say so.
+    ["full-text word, no match (chargeback)", async () => (await clients.query.searchEvents({ filter: { query: "chargeback -type:auditlog.*" }, pageSize: 50 }, auth)).events.length],
     ["query-language mix", async () => (await clients.query.searchEvents({ filter: { query: 'type:billing.* attr.amount:>500 -action:VIEW severity:>=WARNING "card" since:7d' }, pageSize: 50 }, auth)).events.length],
     ["stats by type × hour, 7 days", async () => (await clients.query.getStats({ filter: { startTime: timestampFromMs(weekAgoOnHour) }, groupBy: [StatsDimension.TYPE, StatsDimension.TIME], bucket: TimeBucket.HOUR, limit: 10_000 }, auth)).rows.length],
     ["type catalog", async () => (await clients.query.listEventTypes({}, auth)).types.length],

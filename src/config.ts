@@ -87,6 +87,11 @@ export interface QueryConfig {
   tailQueueMaxBytes: number;
   /** The tenant whose log records reads across all tenants by admin tokens without a tenant. */
   adminAuditTenant: string;
+  /**
+   * How long the audit event of a read may wait for its batch (longer than
+   * ingest's window: nobody waits on it, and every commit competes with reads).
+   */
+  readAuditMaxDelayMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -211,6 +216,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxPageSize: 1000,
       tailQueueMaxBytes: int(env, "AUDITLOG_TAIL_QUEUE_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       adminAuditTenant: str(env, "AUDITLOG_ADMIN_AUDIT_TENANT") ?? "_admin",
+      readAuditMaxDelayMs: int(env, "AUDITLOG_READ_AUDIT_DELAY_MS", 1000, 1, 60_000),
     },
   };
 }

@@ -111,7 +111,13 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     committer.commit,
     (event) => event.bytes,
   );
-  const recordRead = createReadAuditor({ batcher, limits: config.ingest.limits, adminTenant: config.query.adminAuditTenant, log });
+  const recordRead = createReadAuditor({
+    batcher,
+    limits: config.ingest.limits,
+    adminTenant: config.query.adminAuditTenant,
+    maxDelayMs: config.query.readAuditMaxDelayMs,
+    log,
+  });
   const readDeps = {
     client: reader,
     stream: deps.stream,

@@ -34,14 +34,18 @@ export type RecordRead = (read: ReadRecord) => Promise<void>;
  *
  * Fail closed: the returned promise resolves once the event is admitted, and a
  * read whose event cannot be admitted fails instead of answering unaudited.
- * It does not wait for the commit (a search stays fast); a commit failure is
- * logged as an error.
+ * It does not wait for the commit (a search stays fast), and its event may wait
+ * up to `maxDelayMs` for a batch, so a burst of reads costs one insert, not
+ * one each; a commit failure is logged as an error. A crash loses at most the
+ * audit events of reads answered within that window.
  */
 export function createReadAuditor(deps: {
   batcher: Batcher<PendingEvent>;
   limits: EventLimits;
   /** Where reads across all tenants by an admin token without a tenant are recorded. */
   adminTenant: string;
+  /** How long its event may wait for a batch (see QueryConfig.readAuditMaxDelayMs). */
+  maxDelayMs: number;
   log: Logger;
 }): RecordRead {
   const clip = (value: string, max = deps.limits.maxAttributeValueBytes) => {
@@ -74,7 +78,9 @@ export function createReadAuditor(deps: {
     });
     const result = validateEvent(event, tenant, nowMicros(), deps.limits);
     if (!result.ok) throw new Error(`read audit event is invalid: ${result.invalid.field}: ${result.invalid.reason}`);
-    const { committed } = await deps.batcher.submit([{ record: result.record, clientId: false, bytes: result.bytes }]);
+    const { committed } = await deps.batcher.submit([{ record: result.record, clientId: false, bytes: result.bytes }], {
+      maxDelayMs: deps.maxDelayMs,
+    });
     committed.catch((err) => deps.log.error({ err, operation, tenant }, "the audit event of a read was not stored"));
   };
 }

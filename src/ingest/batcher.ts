@@ -22,7 +22,8 @@ export type CommitBatch<T> = (items: T[]) => Promise<boolean[]>;
 interface Group<T> {
   items: T[];
   bytes: number;
-  enqueuedAt: number;
+  /** When this group's wait is up: its submit time plus its max delay. */
+  dueAt: number;
   resolve: (results: boolean[]) => void;
   reject: (err: unknown) => void;
 }
@@ -50,6 +51,8 @@ export class Batcher<T> {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   #prompt = false;
+  /** The earliest `dueAt` in the queue (groups may wait different times). */
+  #earliestDue = Infinity;
 
   constructor(
     private readonly options: BatcherOptions,
@@ -60,9 +63,11 @@ export class Batcher<T> {
 
   /**
    * Waits for room, queues the items, and returns the promise of their commit
-   * (wrapped, so awaiting `submit` only waits for admission).
+   * (wrapped, so awaiting `submit` only waits for admission). `maxDelayMs`
+   * lets items that nobody waits on (audit events of reads) wait longer than
+   * the batcher's default; they go out earlier with any batch that flushes.
    */
-  async submit(items: T[]): Promise<{ committed: Promise<boolean[]> }> {
+  async submit(items: T[], options: { maxDelayMs?: number } = {}): Promise<{ committed: Promise<boolean[]> }> {
     if (this.#closed) throw shuttingDown();
     if (items.length === 0) return { committed: Promise.resolve([]) };
     const bytes = items.reduce((n, item) => n + this.weigh(item), 0);
@@ -72,7 +77,9 @@ export class Batcher<T> {
       throw shuttingDown();
     }
     const committed = new Promise<boolean[]>((resolve, reject) => {
-      this.#queue.push({ items, bytes, enqueuedAt: Date.now(), resolve, reject });
+      const dueAt = Date.now() + (options.maxDelayMs ?? this.options.maxDelayMs);
+      this.#queue.push({ items, bytes, dueAt, resolve, reject });
+      this.#earliestDue = Math.min(this.#earliestDue, dueAt);
     });
     this.#queuedItems += items.length;
     this.#queuedBytes += bytes;
@@ -130,17 +137,18 @@ export class Batcher<T> {
 
   #schedule(): void {
     if (this.#flushing || this.#queue.length === 0) return;
-    const age = Date.now() - this.#queue[0].enqueuedAt;
+    const wait = this.#earliestDue - Date.now();
     const full = this.#queuedItems >= this.options.maxBatch || this.#queuedBytes >= this.options.maxBatchBytes;
-    if (full || age >= this.options.maxDelayMs || this.#prompt || this.#closed) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
+    // A pending timer may be for a later due time than a group queued since.
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (full || wait <= 0 || this.#prompt || this.#closed) {
       this.#startFlush();
-    } else if (!this.#timer) {
+    } else {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         this.#schedule();
-      }, this.options.maxDelayMs - age);
+      }, wait);
     }
   }
 
@@ -164,6 +172,7 @@ export class Batcher<T> {
     }
     this.#queuedItems -= items;
     this.#queuedBytes -= bytes;
+    this.#earliestDue = this.#queue.reduce((due, group) => Math.min(due, group.dueAt), Infinity);
     this.#flushing = this.#flush(batch).finally(() => {
       this.#flushing = undefined;
       this.#release(bytes);

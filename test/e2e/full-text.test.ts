@@ -15,7 +15,7 @@ let clients: ReturnType<typeof connectClients>;
 let auditor: string;
 
 /** Messages and attribute values that tell word, phrase and substring semantics apart. */
-const EVENTS: Event[] = [
+const EVENTS: Event[] = (<{ message: string; attributes?: Record<string, string> }[]>[
   { message: "Card DECLINED by issuer" },
   { message: "undeclined payment" },
   { message: "Zahlung für Müller abgelehnt" },
@@ -24,7 +24,7 @@ const EVENTS: Event[] = [
   { message: "price: 100% @ checkout" },
   { message: "nothing to see", attributes: { reason: "card declined twice" } },
   { message: "split across fields", attributes: { a: "card", b: "declined" } },
-].map((fields, n) => sampleEvent(n, { id: `ft-${n}`, source: "fulltext", ...fields }));
+]).map((fields, n) => sampleEvent(n, { id: `ft-${n}`, source: "fulltext", ...fields }));
 
 async function start() {
   server = await startServer({ dataDir });

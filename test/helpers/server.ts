@@ -50,6 +50,7 @@ export async function startServer(options: { dataDir?: string; env?: Record<stri
       AUDITLOG_DATA_DIR: dataDir,
       AUDITLOG_JWT_SECRET: TEST_SECRET,
       AUDITLOG_BATCH_MAX_DELAY_MS: "20",
+      AUDITLOG_READ_AUDIT_DELAY_MS: "20",
       LOG_LEVEL: "info",
       ...options.env,
     },

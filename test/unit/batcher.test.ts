@@ -182,6 +182,36 @@ describe("Batcher: flush by age", () => {
     expect(store.batches).toEqual([["old", "young"]]);
   });
 
+  it("lets a submit with a longer maxDelayMs wait that long when nothing else is queued", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxDelayMs: 100 }), store.commit, ONE);
+    await batcher.submit(["lazy"], { maxDelayMs: 1000 });
+    await vi.advanceTimersByTimeAsync(999);
+    await settle();
+    expect(store.batches).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    await settle();
+    expect(store.batches).toEqual([["lazy"]]);
+  });
+
+  it("sends a waiting lazy submit along with the next batch that is due, in arrival order", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxDelayMs: 100 }), store.commit, ONE);
+    await batcher.submit(["lazy"], { maxDelayMs: 1000 });
+    await vi.advanceTimersByTimeAsync(300);
+    await submitted(batcher, ["eager"]);
+    await vi.advanceTimersByTimeAsync(99);
+    await settle();
+    expect(store.batches).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    await settle();
+    expect(store.batches).toEqual([["lazy", "eager"]]);
+    // Nothing is left to flush at the lazy submit's own due time.
+    await vi.advanceTimersByTimeAsync(1000);
+    await settle();
+    expect(store.batches).toHaveLength(1);
+  });
+
   it("commits items that aged while another batch was in flight as soon as it finishes", async () => {
     const store = new Store("manual");
     const batcher = new Batcher(options({ maxBatch: 2, maxDelayMs: 100 }), store.commit, ONE);

@@ -59,7 +59,7 @@ describe("loadConfig: defaults", () => {
         maxFutureSkewMs: 5 * 60 * 1000,
       },
     });
-    expect(config.query).toEqual({ defaultPageSize: 50, maxPageSize: 1000, tailQueueMaxBytes: 8 * 1024 * 1024, adminAuditTenant: "_admin" });
+    expect(config.query).toEqual({ defaultPageSize: 50, maxPageSize: 1000, tailQueueMaxBytes: 8 * 1024 * 1024, adminAuditTenant: "_admin", readAuditMaxDelayMs: 1000 });
     expect(config.integrity).toEqual({ hashChain: true, signingKey: undefined, instanceId: undefined });
   });
 
