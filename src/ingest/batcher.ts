@@ -49,6 +49,8 @@ export class Batcher<T> {
   #waiters: { bytes: number; admit: () => void }[] = [];
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** When the pending timer fires. */
+  #timerDue = Infinity;
   #closed = false;
   #prompt = false;
   /** The earliest `dueAt` in the queue (groups may wait different times). */
@@ -101,7 +103,7 @@ export class Batcher<T> {
   /** Refuses new items, commits everything already admitted, then resolves. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#clearTimer();
     for (const waiter of this.#waiters.splice(0)) {
       this.#outstandingBytes += waiter.bytes; // released again by submit(), which sees #closed
       waiter.admit();
@@ -139,17 +141,26 @@ export class Batcher<T> {
     if (this.#flushing || this.#queue.length === 0) return;
     const wait = this.#earliestDue - Date.now();
     const full = this.#queuedItems >= this.options.maxBatch || this.#queuedBytes >= this.options.maxBatchBytes;
-    // A pending timer may be for a later due time than a group queued since.
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     if (full || wait <= 0 || this.#prompt || this.#closed) {
+      this.#clearTimer();
       this.#startFlush();
-    } else {
+    } else if (!this.#timer || this.#timerDue > this.#earliestDue) {
+      // Re-armed only when a group queued since is due before the pending timer
+      // (a prompt submit behind a lazy one), not on every submit.
+      this.#clearTimer();
+      this.#timerDue = this.#earliestDue;
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
+        this.#timerDue = Infinity;
         this.#schedule();
       }, wait);
     }
+  }
+
+  #clearTimer(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerDue = Infinity;
   }
 
   /**

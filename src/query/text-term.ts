@@ -12,13 +12,13 @@ import type { Conditions } from "./filter-sql.ts";
  * - A term that is one word matches events whose message or one of whose
  *   attribute values has that word: `declined` finds "Card DECLINED." but not
  *   "undeclined". Served from the text indexes alone.
- * - A term with more than words in it (`"card declined"`, `u-42`, `a@b.com`)
+ * - A term with more than a word in it (`"card declined"`, `u-42`, `a@b.com`)
  *   must appear as written, ignoring case, in the message or in one attribute
  *   value; the indexes narrow the candidates to events holding all its words.
  * - A term without any word (`"@"`) is a plain substring scan.
  */
 const SEPARATOR = /[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]/;
-const SEPARATORS = /[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+/;
+const SEPARATORS = new RegExp(`${SEPARATOR.source}+`);
 
 type TermShape = "word" | "phrase" | "no-words";
 
