@@ -26,7 +26,16 @@ export interface IntegrityConfig {
 }
 
 export type StoreConfig =
-  | { kind: "chdb"; path: string; retentionDays: number; dedupWindowDays: number; fsync: boolean }
+  | {
+      kind: "chdb";
+      path: string;
+      retentionDays: number;
+      dedupWindowDays: number;
+      fsync: boolean;
+      /** AES-256 key (hex) of the encrypted disk every table lives on; absent: a plain store. */
+      encryptionKey?: string;
+      storagePolicy?: string;
+    }
   | {
       kind: "server";
       url: string;
@@ -38,6 +47,8 @@ export type StoreConfig =
       retentionDays: number;
       dedupWindowDays: number;
       fsync: boolean;
+      /** A storage policy of the server's config (e.g. on an encrypted disk) for new tables. */
+      storagePolicy?: string;
     };
 
 export interface AuthConfig {
@@ -137,6 +148,17 @@ export function loadConfig(env: Env = process.env): Config {
   // retries of events that are gone.
   const dedupWindowDays = Math.min(int(env, "AUDITLOG_DEDUP_WINDOW_DAYS", 7, 1, 3650), retentionDays);
   const url = str(env, "CLICKHOUSE_URL");
+  const encryptionKey = str(env, "AUDITLOG_ENCRYPTION_KEY");
+  if (encryptionKey !== undefined && !/^[0-9a-fA-F]{64}$/.test(encryptionKey)) {
+    throw new ConfigError("AUDITLOG_ENCRYPTION_KEY must be 64 hex digits (an AES-256 key, e.g. from `openssl rand -hex 32`)");
+  }
+  if (encryptionKey !== undefined && url) {
+    throw new ConfigError("AUDITLOG_ENCRYPTION_KEY is for the embedded store; on a ClickHouse server configure an encrypted disk and set AUDITLOG_STORAGE_POLICY");
+  }
+  const storagePolicy = str(env, "AUDITLOG_STORAGE_POLICY");
+  if (storagePolicy !== undefined && !/^[A-Za-z0-9_]{1,64}$/.test(storagePolicy)) {
+    throw new ConfigError(`AUDITLOG_STORAGE_POLICY must be a policy name of letters, digits and _, got ${JSON.stringify(storagePolicy)}`);
+  }
   const store: StoreConfig = url
     ? {
         kind: "server",
@@ -148,8 +170,9 @@ export function loadConfig(env: Env = process.env): Config {
         dedupWindowDays,
         fsync,
         migrate: bool(env, "AUDITLOG_MIGRATE", true),
+        storagePolicy,
       }
-    : { kind: "chdb", path: resolve(dataDir, "chdb"), retentionDays, dedupWindowDays, fsync };
+    : { kind: "chdb", path: resolve(dataDir, "chdb"), retentionDays, dedupWindowDays, fsync, encryptionKey, storagePolicy };
 
   const certFile = str(env, "AUDITLOG_TLS_CERT");
   const keyFile = str(env, "AUDITLOG_TLS_KEY");

@@ -103,6 +103,12 @@ async function serve(config: Config) {
   const store = prepareStore(clients.writer, config.store, log);
   // The embedded engine is local: wait for it, so the first call finds the schema.
   if (config.store.kind === "chdb") await store.whenReady;
+  else {
+    store.whenReady.catch((err: Error) => {
+      log.fatal({ err }, err.message);
+      void flush(1000).then(() => process.exit(1));
+    });
+  }
   const stream = createQueryStreamer(config.store, clients.reader);
   const { signer, created: keyFile } = loadSigner(config.integrity.signingKey, config.dataDir);
   if (keyFile) log.info({ file: keyFile, keyId: signer.keyId }, "generated a new Ed25519 checkpoint signing key (mode 0600)");

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
 import type { StoreConfig } from "../config.ts";
+import { engineArgs } from "./encryption.ts";
 
 /**
  * The process's two ClickHouse clients, both on one store: embedded chDB
@@ -45,13 +46,25 @@ export async function createStoreClient(config: StoreConfig): Promise<ClickHouse
     });
   }
   mkdirSync(config.path, { recursive: true });
+  const args = engineArgs(config.path, config.encryptionKey);
   // Loaded lazily: the native engine is large and only the serving process needs it.
-  const { createChdbConnection } = await import("chdb/connection");
+  const [{ createChdbConnection }, { Session }] = await Promise.all([import("chdb/connection"), import("chdb")]);
+  // The engine starts with the arguments of the first connection on its path,
+  // and @clickhouse/client's chDB connection takes none: a session opened
+  // first with them starts it, and stays open as long as the client.
+  const starter = args.length > 0 ? new Session(config.path, { connectionArgs: args }) : undefined;
   // chdb types the Connection against its own copy of @clickhouse/client-common;
   // the shapes are the same contract (see chdb/connection), only the declarations differ.
   // Several connections on one path share the process's one engine.
   const connection = createChdbConnection({ path: config.path }) as unknown as NonNullable<
     Parameters<typeof createClient>[0]
   >["connection"];
-  return createClient({ connection });
+  const client = createClient({ connection });
+  if (!starter) return client;
+  const close = client.close.bind(client);
+  client.close = async () => {
+    await close();
+    starter.close();
+  };
+  return client;
 }

@@ -1,12 +1,12 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
-import type { StoreConfig } from "../config.ts";
+import { ConfigError, type StoreConfig } from "../config.ts";
 import { checkSchema, migrate } from "./schema.ts";
 
 export interface StoreReadiness {
   /** True once the schema is in place; until then every RPC answers UNAVAILABLE. */
   readonly ready: boolean;
-  /** Resolves when ready (or when stopped). */
+  /** Resolves when ready (or when stopped); rejects when the store does not match the configuration. */
   whenReady: Promise<void>;
   stop(): void;
 }
@@ -28,7 +28,7 @@ export function prepareStore(client: ClickHouseClient, config: StoreConfig, log:
     },
   };
   const mutable = state as { -readonly [K in keyof StoreReadiness]: StoreReadiness[K] };
-  mutable.whenReady = new Promise<void>((resolve) => {
+  mutable.whenReady = new Promise<void>((resolve, reject) => {
     const attempt = async (delayMs: number) => {
       if (stopped) return resolve();
       try {
@@ -37,6 +37,8 @@ export function prepareStore(client: ClickHouseClient, config: StoreConfig, log:
         mutable.ready = true;
         resolve();
       } catch (err) {
+        // A store that does not match the configuration will not heal by waiting.
+        if (err instanceof ConfigError) return reject(err);
         log.warn({ err, retryInMs: delayMs }, "storage is not reachable yet; retrying");
         timer = setTimeout(() => void attempt(Math.min(delayMs * 2, 10_000)), delayMs);
       }

@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { StoreConfig } from "../config.ts";
+import { ConfigError, type StoreConfig } from "../config.ts";
+import { ENCRYPTED_POLICY } from "./encryption.ts";
 
 /**
  * The events table. Choices, each for a reason:
@@ -21,6 +22,15 @@ import type { StoreConfig } from "../config.ts";
  *   ends a batch's stretch of a chain, the signed checkpoint: stored in the
  *   same INSERT as the events, so a checkpoint never exists without its events.
  */
+/** The storage policy new tables are created with (an encrypted disk, say), or the default. */
+export function storagePolicy(config: StoreConfig): string {
+  if (config.kind === "chdb" && config.encryptionKey) return ENCRYPTED_POLICY;
+  return config.storagePolicy ?? "default";
+}
+
+/** Appended to a table's SETTINGS; operator config, checked to be a bare name (src/config.ts). */
+const policy = (config: StoreConfig) => (storagePolicy(config) === "default" ? "" : `, storage_policy = '${storagePolicy(config)}'`);
+
 function eventsTable(config: StoreConfig): string {
   return `
 CREATE TABLE IF NOT EXISTS events
@@ -59,7 +69,7 @@ ENGINE = MergeTree
 PARTITION BY (toYYYYMMDD(received_at), retention_days)
 ORDER BY (tenant_id, time, id)
 TTL toDateTime(received_at) + toIntervalDay(retention_days)
-SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}`;
+SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}${policy(config)}`;
 }
 
 /**
@@ -103,7 +113,7 @@ const checkpointsTable = (config: StoreConfig) => [
 )
 ENGINE = MergeTree
 ORDER BY (tenant_id, chain_id, seq)
-SETTINGS fsync_after_insert = ${config.fsync ? 1 : 0}`,
+SETTINGS fsync_after_insert = ${config.fsync ? 1 : 0}${policy(config)}`,
   `CREATE MATERIALIZED VIEW IF NOT EXISTS checkpoints_mv TO checkpoints AS
 SELECT tenant_id, chain_id, seq, hash AS head_hash, received_at AS time, checkpoint_signature AS signature, checkpoint_key_id AS key_id
 FROM events WHERE checkpoint_signature != ''`,
@@ -126,7 +136,7 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(received_at)
 ORDER BY (tenant_id, id)
 TTL received_at + INTERVAL ${config.dedupWindowDays} DAY
-SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = ${config.fsync ? 1 : 0}`,
+SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = ${config.fsync ? 1 : 0}${policy(config)}`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO event_ids AS
 SELECT tenant_id, id, toDateTime(received_at) AS received_at FROM events`,
   ];
@@ -158,13 +168,14 @@ const ROLLUPS = [
 ENGINE = SummingMergeTree
 PARTITION BY toYYYYMM(hour)
 ORDER BY (tenant_id, hour, type, action, severity, outcome, source)
-TTL hour + INTERVAL ${config.retentionDays} DAY`,
+TTL hour + INTERVAL ${config.retentionDays} DAY
+SETTINGS index_granularity = 8192${policy(config)}`,
     select: `SELECT tenant_id, toStartOfHour(time) AS hour, type, action, severity, outcome, source, count() AS events
 FROM events GROUP BY tenant_id, hour, type, action, severity, outcome, source`,
   },
   {
     table: "event_types",
-    create: () => `CREATE TABLE IF NOT EXISTS event_types
+    create: (config: StoreConfig) => `CREATE TABLE IF NOT EXISTS event_types
 (
   tenant_id LowCardinality(String),
   type LowCardinality(String),
@@ -174,7 +185,8 @@ FROM events GROUP BY tenant_id, hour, type, action, severity, outcome, source`,
   attribute_keys SimpleAggregateFunction(groupUniqArrayArray, Array(String))
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (tenant_id, type)`,
+ORDER BY (tenant_id, type)
+SETTINGS index_granularity = 8192${policy(config)}`,
     select: `SELECT tenant_id, type, count() AS events, min(time) AS first_seen, max(time) AS last_seen,
   groupUniqArrayArray(arrayMap(k -> toString(k), mapKeys(attributes))) AS attribute_keys
 FROM events GROUP BY tenant_id, type`,
@@ -217,6 +229,25 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
   for (const query of statements) await client.command({ query });
   await addTextIndexes(client);
   await createRollups(client, config);
+  await checkStoragePolicy(client, config);
+}
+
+/**
+ * A table keeps the policy it was created with: a store created plain and
+ * then configured for encryption (or the reverse) is refused, not half-encrypted.
+ */
+async function checkStoragePolicy(client: ClickHouseClient, config: StoreConfig): Promise<void> {
+  const result = await client.query({
+    query: "SELECT name, storage_policy FROM system.tables WHERE database = currentDatabase() AND name IN {tables:Array(String)}",
+    query_params: { tables: [...TABLES] },
+    format: "JSONEachRow",
+  });
+  const wanted = storagePolicy(config);
+  const off = (await result.json<{ name: string; storage_policy: string }>()).filter((t) => t.storage_policy !== wanted);
+  if (off.length > 0) {
+    const list = off.map((t) => `${t.name} (${t.storage_policy})`).join(", ");
+    throw new ConfigError(`tables ${list} are not on the storage policy "${wanted}" this service is configured for; a store's policy is chosen when it is created (README, "Encryption at rest")`);
+  }
 }
 
 /**

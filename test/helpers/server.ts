@@ -51,6 +51,8 @@ export async function startServer(options: { dataDir?: string; env?: Record<stri
       AUDITLOG_JWT_SECRET: TEST_SECRET,
       AUDITLOG_BATCH_MAX_DELAY_MS: "20",
       AUDITLOG_READ_AUDIT_DELAY_MS: "20",
+      // Most tests write to tenants they make up; the tenant tests switch this off.
+      AUDITLOG_AUTO_CREATE_TENANTS: "true",
       LOG_LEVEL: "info",
       ...options.env,
     },
