@@ -1,4 +1,6 @@
 import { resolve } from "node:path";
+import { DEFAULT_REDACTION_RULES, type RedactionRules } from "./ingest/redact.ts";
+import type { RateLimitValues } from "./tenants/tenant-store.ts";
 
 /** Everything the service reads from its environment, validated once at start. */
 export interface Config {
@@ -14,6 +16,22 @@ export interface Config {
   ingest: IngestConfig;
   query: QueryConfig;
   integrity: IntegrityConfig;
+  tenants: TenantsConfig;
+  rateLimits: RateLimitConfig;
+  /** The global redaction rules; tenants add to them. */
+  redaction: RedactionRules;
+}
+
+export interface TenantsConfig {
+  /** Create an unknown tenant on its first authenticated request, instead of refusing it. */
+  autoCreate: boolean;
+}
+
+export interface RateLimitConfig {
+  /** How many seconds of its rate a bucket holds: the burst allowed after a quiet spell. */
+  burstSeconds: number;
+  /** For tenants that set none; 0: unlimited. */
+  defaults: RateLimitValues;
 }
 
 export interface IntegrityConfig {
@@ -127,6 +145,10 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
+function list(env: Env, name: string): string[] {
+  return (str(env, name) ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
 function str(env: Env, name: string): string | undefined {
   const raw = env[name];
   return raw === undefined || raw === "" ? undefined : raw;
@@ -233,6 +255,24 @@ export function loadConfig(env: Env = process.env): Config {
       hashChain: bool(env, "AUDITLOG_HASH_CHAIN", true),
       signingKey: str(env, "AUDITLOG_SIGNING_KEY"),
       instanceId: instanceId(env),
+    },
+    tenants: { autoCreate: bool(env, "AUDITLOG_AUTO_CREATE_TENANTS", false) },
+    rateLimits: {
+      burstSeconds: int(env, "AUDITLOG_RATE_BURST_SECONDS", 2, 1, 3600),
+      defaults: {
+        ingestEventsPerSecond: int(env, "AUDITLOG_RATE_TENANT_EVENTS", 0, 0, 100_000_000),
+        requestsPerSecond: int(env, "AUDITLOG_RATE_TENANT_REQUESTS", 0, 0, 100_000_000),
+        principalIngestEventsPerSecond: int(env, "AUDITLOG_RATE_PRINCIPAL_EVENTS", 0, 0, 100_000_000),
+        principalRequestsPerSecond: int(env, "AUDITLOG_RATE_PRINCIPAL_REQUESTS", 0, 0, 100_000_000),
+      },
+    },
+    redaction: {
+      keys: [...DEFAULT_REDACTION_RULES.keys, ...list(env, "AUDITLOG_REDACT_KEYS")],
+      detectors: {
+        cardNumbers: bool(env, "AUDITLOG_REDACT_CARD_NUMBERS", DEFAULT_REDACTION_RULES.detectors.cardNumbers),
+        bearerTokens: bool(env, "AUDITLOG_REDACT_BEARER_TOKENS", DEFAULT_REDACTION_RULES.detectors.bearerTokens),
+        emails: bool(env, "AUDITLOG_REDACT_EMAILS", DEFAULT_REDACTION_RULES.detectors.emails),
+      },
     },
     query: {
       defaultPageSize: 50,

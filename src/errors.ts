@@ -12,6 +12,7 @@ export type FailureKind =
   | "unauthenticated"
   | "permission_denied"
   | "not_found"
+  | "already_exists"
   | "resource_exhausted"
   | "unavailable";
 
@@ -19,24 +20,34 @@ export class AuditlogError extends Error {
   constructor(
     readonly kind: FailureKind,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options);
     this.name = "AuditlogError";
+    this.retryAfterMs = options?.retryAfterMs;
   }
+  /** For resource_exhausted: when a retry can succeed (the `retry-after` header, in whole seconds). */
+  readonly retryAfterMs?: number;
 }
 
 export const invalidArgument = (message: string) => new AuditlogError("invalid_argument", message);
 export const unauthenticated = (message: string) => new AuditlogError("unauthenticated", message);
 export const permissionDenied = (message: string) => new AuditlogError("permission_denied", message);
 export const notFound = (message: string) => new AuditlogError("not_found", message);
+export const alreadyExists = (message: string) => new AuditlogError("already_exists", message);
 export const unavailable = (message: string, cause?: unknown) => new AuditlogError("unavailable", message, { cause });
+export const resourceExhausted = (message: string, retryAfterMs: number) =>
+  new AuditlogError("resource_exhausted", message, { retryAfterMs });
+
+/** `Retry-After` is whole seconds (RFC 9110); never 0, which would invite an immediate retry. */
+export const retryAfterSeconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
 
 const codes: Record<FailureKind, Code> = {
   invalid_argument: Code.InvalidArgument,
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
   not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
 };
@@ -49,7 +60,9 @@ const codes: Record<FailureKind, Code> = {
 export function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof AuditlogError) {
     if (err.cause) log.warn({ err: err.cause, kind: err.kind }, err.message);
-    return new ConnectError(err.message, codes[err.kind]);
+    // Connect sends error metadata as response headers (gRPC: trailers), where clients look for it.
+    const metadata = err.retryAfterMs === undefined ? undefined : { "retry-after": retryAfterSeconds(err.retryAfterMs) };
+    return new ConnectError(err.message, codes[err.kind], metadata);
   }
   if (err instanceof ConnectError) {
     // A streamed message that does not decode is the client's mistake (see http/connect-handler.ts).
@@ -119,10 +132,13 @@ export function failureOf(err: unknown): { code: string; message: string } {
 }
 
 /** An error as the HTTP routes answer it: Connect's status mapping and JSON error body. */
-export function httpError(err: unknown, log: Logger): { status: number; body: string } {
+export function httpError(err: unknown, log: Logger): { status: number; body: string; headers: Record<string, string> } {
   const connectError = toConnectError(err, log);
+  const retryAfter = connectError.metadata.get("retry-after");
   return {
+    // Plain HTTP clients know 429 for "slow down"; Connect maps RESOURCE_EXHAUSTED to it too.
     status: codeToHttpStatus(connectError.code),
     body: JSON.stringify({ code: codeToString(connectError.code), message: connectError.rawMessage }),
+    headers: retryAfter ? { "retry-after": retryAfter } : {},
   };
 }

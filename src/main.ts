@@ -12,7 +12,7 @@ const USAGE = `usage: auditlog <command> [options]
 commands:
   serve                               run the service (default)
   token --tenant T --role R[,R...]    print a signed HS256 token
-        [--sub SUBJECT] [--ttl 1h]    roles: writer, auditor, admin
+        [--sub SUBJECT] [--ttl 1h]    roles: writer, user, auditor, admin
   migrate                             create or update the schema, then exit
                                       (for a ClickHouse admin; see README)
   verify --export FILE --public-key KEY
@@ -41,7 +41,7 @@ async function token(config: Config, args: string[]) {
   const roles = values.role.flatMap((r) => r.split(",")).map((r) => r.trim()).filter(Boolean);
   const unknown = roles.filter((r) => !isRole(r));
   if (roles.length === 0 || unknown.length > 0) {
-    throw new ConfigError(`--role must be one or more of writer, auditor, admin${unknown.length ? ` (unknown: ${unknown.join(", ")})` : ""}`);
+    throw new ConfigError(`--role must be one or more of writer, user, auditor, admin${unknown.length ? ` (unknown: ${unknown.join(", ")})` : ""}`);
   }
   if (!values.tenant && !roles.includes("admin")) throw new ConfigError("--tenant is required (only admin tokens may omit it)");
   const hmac = hmacSecret(config);
@@ -95,12 +95,18 @@ async function serve(config: Config) {
       import("./server.ts"),
       import("./store/query-stream.ts"),
     ]);
+  const { createTenantRegistry } = await import("./tenants/registry.ts");
   const { log, flush } = createLogger(config.logLevel);
   const hmac = hmacSecret(config);
   if (hmac?.created) log.info({ file: hmac.file }, "generated a new HS256 token secret (mode 0600)");
   const verify = createVerifier(config.auth, hmac?.secret);
   const clients = await createStoreClients(config.store);
-  const store = prepareStore(clients.writer, config.store, log);
+  const tenants = createTenantRegistry({ writer: clients.writer, reader: clients.reader, autoCreate: config.tenants.autoCreate, log });
+  const store = prepareStore(clients.writer, config.store, log, async () => {
+    await tenants.load();
+    // The service writes the audit events of admins' cross-tenant reads there.
+    await tenants.ensure(config.query.adminAuditTenant, "Reads across tenants by admin tokens");
+  });
   // The embedded engine is local: wait for it, so the first call finds the schema.
   if (config.store.kind === "chdb") await store.whenReady;
   else {
@@ -114,13 +120,19 @@ async function serve(config: Config) {
   if (keyFile) log.info({ file: keyFile, keyId: signer.keyId }, "generated a new Ed25519 checkpoint signing key (mode 0600)");
   const chainId =
     config.integrity.instanceId ?? loadOrCreateFile(config.dataDir, "instance-id", () => randomBytes(6).toString("hex")).value.trim();
-  const server = await startServer({ config, log, clients, store, verify, stream, signer, chainId });
+  const server = await startServer({ config, log, clients, store, verify, stream, signer, chainId, tenants });
   log.info(
     { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
     `listening on port ${server.port}`,
   );
   if (hmac) {
     log.info(`get a token: TOKEN=$(npx auditlog token --tenant acme --role writer,auditor) then curl -H "Authorization: Bearer $TOKEN" ...`);
+    if (!config.tenants.autoCreate) {
+      log.info(
+        `create the tenant first (or set AUDITLOG_AUTO_CREATE_TENANTS=true): curl -H "Authorization: Bearer $(npx auditlog token --role admin)" ` +
+          `-H 'Content-Type: application/json' http://localhost:${server.port}/auditlog.v1.TenantService/CreateTenant -d '{"tenant":{"tenantId":"acme"}}'`,
+      );
+    }
   }
 
   let stopping = false;
@@ -131,6 +143,7 @@ async function serve(config: Config) {
     try {
       store.stop();
       await server.close();
+      tenants.close();
       await clients.close();
       log.info("stopped cleanly");
       await flush(1000);

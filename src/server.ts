@@ -24,6 +24,12 @@ import type { QueryStreamer } from "./store/query-stream.ts";
 import type { StoreReadiness } from "./store/readiness.ts";
 import { TailHub } from "./tail/hub.ts";
 import { createChainer } from "./integrity/chainer.ts";
+import { createAdmission } from "./limits/admission.ts";
+import { createRateLimiter } from "./limits/token-bucket.ts";
+import { TenantService } from "../gen/auditlog/v1/tenant_pb.js";
+import { createTenantRedaction } from "./tenants/redaction.ts";
+import type { TenantRegistry } from "./tenants/registry.ts";
+import { tenantService } from "./tenants/service.ts";
 import { integrityService } from "./integrity/service.ts";
 import type { CheckpointSigner } from "./integrity/signing-key.ts";
 
@@ -39,6 +45,8 @@ export interface ServerDeps {
   signer: CheckpointSigner;
   /** This instance's chain on every tenant. */
   chainId: string;
+  /** The tenants and their policies, loaded before the store reports ready. */
+  tenants: TenantRegistry;
 }
 
 /** Until the schema is in place, say so instead of failing on a missing table. */
@@ -93,10 +101,19 @@ function unready(res: NodeServerResponse) {
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config, log } = deps;
   const { writer, reader } = deps.clients;
+  const { tenants } = deps;
+  const retentionDays = (tenant: string) => tenants.get(tenant)?.retentionDays || config.store.retentionDays;
+  const admission = createAdmission({
+    verify: deps.verify,
+    registry: tenants,
+    limiter: createRateLimiter({ burstSeconds: config.rateLimits.burstSeconds }),
+    limits: config.rateLimits,
+  });
+  const redact = createTenantRedaction(config.redaction, tenants);
   const hub = new TailHub();
   const committer = createCommitter({
     client: writer,
-    retentionDays: config.store.retentionDays,
+    retentionDays,
     log,
     onCommitted: (events, receivedAtUs) => hub.publish(events, receivedAtUs),
     chainer: config.integrity.hashChain ? createChainer({ client: writer, chainId: deps.chainId, signer: deps.signer }) : undefined,
@@ -116,6 +133,8 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     limits: config.ingest.limits,
     adminTenant: config.query.adminAuditTenant,
     maxDelayMs: config.query.readAuditMaxDelayMs,
+    knownTenant: (tenant) => tenants.get(tenant) !== undefined,
+    redact,
     log,
   });
   const readDeps = {
@@ -135,12 +154,16 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         limits: config.ingest.limits,
         maxEventsPerRequest: config.ingest.maxEventsPerRequest,
         log,
+        resolveTenant: async (tenant) => (await tenants.resolve(tenant)) !== undefined,
+        redact,
+        admission,
       }),
     );
+    router.service(TenantService, tenantService(tenants));
     router.service(QueryService, queryService({ ...readDeps, config: config.query }));
     router.service(
       IntegrityService,
-      integrityService({ client: reader, stream: deps.stream, signer: deps.signer, retentionDays: config.store.retentionDays }),
+      integrityService({ client: reader, stream: deps.stream, signer: deps.signer, retentionDays }),
     );
   };
 
@@ -148,13 +171,13 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     routes,
     log,
     // First is outermost: errors from auth are mapped too.
-    interceptors: [errorMappingInterceptor(log), authInterceptor(deps.verify), storeReadyInterceptor(deps.store)],
+    interceptors: [errorMappingInterceptor(log), authInterceptor(admission.admit), storeReadyInterceptor(deps.store)],
     readMaxBytes: config.ingest.maxRequestBytes,
     jsonOptions: { ignoreUnknownFields: false },
-    fallback: plainRoutes(deps, exportRoute({ ...readDeps, verify: deps.verify, log })),
+    fallback: plainRoutes(deps, exportRoute({ ...readDeps, verify: admission.admit, log })),
     contextValues: (req) => createContextValues().set(peerAddressKey, plainAddress(req.socket.remoteAddress)),
   });
-  const tail = tailSocket({ ...readDeps, verify: deps.verify, log });
+  const tail = tailSocket({ ...readDeps, verify: admission.admit, log });
 
   let active = 0;
   let onIdle: (() => void) | undefined;

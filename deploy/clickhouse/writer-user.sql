@@ -16,3 +16,5 @@ GRANT SELECT, INSERT ON auditlog.event_ids TO auditlog_writer;
 GRANT SELECT, INSERT ON auditlog.checkpoints TO auditlog_writer;
 GRANT SELECT, INSERT ON auditlog.events_hourly TO auditlog_writer;
 GRANT SELECT, INSERT ON auditlog.event_types TO auditlog_writer;
+-- Tenants and their policies: a change is a new row (TenantService, admins only).
+GRANT SELECT, INSERT ON auditlog.tenants TO auditlog_writer;

@@ -9,6 +9,7 @@ import type { PendingEvent } from "../ingest/commit.ts";
 import { validateEvent } from "../ingest/validate.ts";
 import { failureOf } from "../errors.ts";
 import { nowMicros } from "../time.ts";
+import type { EventRecord } from "../store/event-row.ts";
 import type { CallerInfo } from "./caller.ts";
 
 export type ReadOperation = "search" | "get" | "export" | "tail" | "stats" | "types" | "timeline";
@@ -46,6 +47,10 @@ export function createReadAuditor(deps: {
   adminTenant: string;
   /** How long its event may wait for a batch (see QueryConfig.readAuditMaxDelayMs). */
   maxDelayMs: number;
+  /** An admin's read of a tenant that does not exist is recorded in `adminTenant`, not in a log nobody owns. */
+  knownTenant: (tenant: string) => boolean;
+  /** The tenant's redaction rules: a filter can carry what a client should not have sent. */
+  redact: (record: EventRecord) => void;
   log: Logger;
 }): RecordRead {
   const clip = (value: string, max = deps.limits.maxAttributeValueBytes) => {
@@ -56,7 +61,8 @@ export function createReadAuditor(deps: {
 
   return async (read) => {
     const { principal, operation, scope, failure } = read;
-    const tenant = scope?.kind === "tenant" ? scope.tenant : principal.tenant || deps.adminTenant;
+    const readTenant = scope?.kind === "tenant" ? scope.tenant : principal.tenant || deps.adminTenant;
+    const tenant = deps.knownTenant(readTenant) ? readTenant : deps.adminTenant;
     const attributes: Record<string, string> = { ...read.details, scope: scope?.kind === "tenant" ? scope.tenant : scope ? "*" : "" };
     if (read.filter) attributes.filter = clip(JSON.stringify(toJson(EventFilterSchema, read.filter)));
     if (failure) attributes.error = clip(`${failure.code}: ${failure.message}`);
@@ -78,6 +84,7 @@ export function createReadAuditor(deps: {
     });
     const result = validateEvent(event, tenant, nowMicros(), deps.limits);
     if (!result.ok) throw new Error(`read audit event is invalid: ${result.invalid.field}: ${result.invalid.reason}`);
+    deps.redact(result.record);
     const { committed } = await deps.batcher.submit([{ record: result.record, clientId: false, bytes: result.bytes }], {
       maxDelayMs: deps.maxDelayMs,
     });

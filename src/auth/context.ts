@@ -1,6 +1,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import { unauthenticated } from "../errors.ts";
-import { principalKey, requireAnyRole, type Principal, type Role } from "./principal.ts";
+import { requirePermission, type Operation } from "./permissions.ts";
+import { principalKey, type Principal } from "./principal.ts";
 
 /** The caller set by the auth interceptor; every service method starts here. */
 export function principalOf(ctx: HandlerContext): Principal {
@@ -9,9 +10,9 @@ export function principalOf(ctx: HandlerContext): Principal {
   return principal;
 }
 
-/** The caller, provided it holds one of `roles`; `what` names the RPC in the error. */
-export function callerWithRole(ctx: HandlerContext, roles: readonly Role[], what: string): Principal {
+/** The caller, provided one of its roles permits `operation`. */
+export function callerPermitted(ctx: HandlerContext, operation: Operation): Principal {
   const principal = principalOf(ctx);
-  requireAnyRole(principal, roles, what);
+  requirePermission(principal, operation);
   return principal;
 }

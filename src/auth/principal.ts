@@ -1,7 +1,6 @@
 import { createContextKey } from "@connectrpc/connect";
-import { permissionDenied } from "../errors.ts";
-
-export const ROLES = ["writer", "auditor", "admin"] as const;
+/** writer: ingests. user: reads its own events. auditor: reads its tenant. admin: everything, every tenant. */
+export const ROLES = ["writer", "user", "auditor", "admin"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** The verified caller of one request, derived from its token alone. */
@@ -17,10 +16,4 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 
 export function isRole(value: string): value is Role {
   return (ROLES as readonly string[]).includes(value);
-}
-
-export function requireAnyRole(principal: Principal, allowed: readonly Role[], what: string): void {
-  if (allowed.some((role) => principal.roles.has(role))) return;
-  const has = [...principal.roles].join(", ") || "none";
-  throw permissionDenied(`${what} requires the role ${allowed.join(" or ")}; the token has: ${has}`);
 }

@@ -2,23 +2,35 @@ import { invalidArgument, permissionDenied } from "../errors.ts";
 import type { Principal } from "./principal.ts";
 
 /**
- * Which tenants a read may touch. This is the one place that turns a caller
- * and the tenant it asked for into the tenant predicate of every query: an
- * explicit tenant (`{ tenant }`) or, for admins only, every tenant (`{ all }`).
+ * Which events a read may touch. This is the one place that turns a caller
+ * and the tenant it asked for into the scope predicate of every query: one
+ * tenant (`{ tenant }`), narrowed to the events whose actor is the caller for
+ * a token whose only reading role is `user` (`actorId`), or, for admins
+ * only, every tenant (`{ all }`).
  */
-export type TenantScope = { kind: "tenant"; tenant: string } | { kind: "all" };
+export type TenantScope = { kind: "tenant"; tenant: string; actorId?: string } | { kind: "all" };
 
 export function readScope(principal: Principal, requestedTenant: string): TenantScope {
   const isAdmin = principal.roles.has("admin");
+  // Roles add up: a token that is also an auditor reads its whole tenant.
+  const ownEventsOnly = !isAdmin && !principal.roles.has("auditor");
   if (requestedTenant === "") {
-    if (principal.tenant !== "") return { kind: "tenant", tenant: principal.tenant };
+    if (principal.tenant !== "") return tenantScope(principal.tenant, ownEventsOnly ? principal.subject : undefined);
     if (isAdmin) return { kind: "all" };
     throw invalidArgument("the token names no tenant; ask for a token with a tenant claim");
   }
-  if (requestedTenant === principal.tenant || isAdmin) return { kind: "tenant", tenant: requestedTenant };
+  if (requestedTenant === principal.tenant || isAdmin) {
+    return tenantScope(requestedTenant, ownEventsOnly ? principal.subject : undefined);
+  }
   throw permissionDenied(
     `tenant_id "${requestedTenant}" is not the token's tenant "${principal.tenant}"; only admins may read other tenants`,
   );
+}
+
+function tenantScope(tenant: string, actorId: string | undefined): TenantScope {
+  // A token without a subject must not read the events that have none.
+  if (actorId === "") throw invalidArgument("a user token needs a sub claim: it reads the events whose actor.id is its subject");
+  return actorId === undefined ? { kind: "tenant", tenant } : { kind: "tenant", tenant, actorId };
 }
 
 /** The tenant an event is written to, or why the caller may not write it. */

@@ -10,7 +10,7 @@ import {
 } from "jose";
 import type { AuthConfig } from "../config.ts";
 import { unauthenticated } from "../errors.ts";
-import { isRole, type Principal, type Role } from "./principal.ts";
+import { isRole, ROLES, type Principal, type Role } from "./principal.ts";
 
 export type VerifyToken = (token: string) => Promise<Principal>;
 
@@ -109,7 +109,7 @@ function principalFrom(payload: JWTPayload, config: AuthConfig): Principal {
       : [];
   const roles = new Set<Role>(names.filter(isRole));
   if (roles.size === 0) {
-    throw unauthenticated(`the token carries no known role in its "${config.rolesClaim}" claim (writer, auditor, admin)`);
+    throw unauthenticated(`the token carries no known role in its "${config.rolesClaim}" claim (${ROLES.join(", ")})`);
   }
   if (tenant === "" && !roles.has("admin")) {
     throw unauthenticated(`the token has no "${config.tenantClaim}" claim; only admin tokens may omit it`);

@@ -76,8 +76,8 @@ export function exportRoute(deps: ExportRouteDeps) {
     } catch (err) {
       await parts?.return(undefined);
       if (res.headersSent || abort.signal.aborted) return;
-      const { status, body } = httpError(err, deps.log);
-      res.writeHead(status, { "content-type": "application/json" });
+      const { status, body, headers } = httpError(err, deps.log);
+      res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(body);
       return;
     }

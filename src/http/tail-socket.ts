@@ -1,3 +1,4 @@
+import { STATUS_CODES } from "node:http";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { toJson } from "@bufbuild/protobuf";
@@ -75,8 +76,9 @@ export function tailSocket(deps: TailSocketDeps) {
       const since = url.searchParams.get("since");
       after = startPosition(url.searchParams.get("cursor") ?? "", since ? parseRfc3339("since", since) : undefined);
     } catch (err) {
-      const { status, body } = httpError(err, deps.log);
-      socket.end(`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      const { status, body, headers } = httpError(err, deps.log);
+      const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {

@@ -37,7 +37,8 @@ export interface Committer {
  */
 export function createCommitter(deps: {
   client: ClickHouseClient;
-  retentionDays: number;
+  /** Days an event of this tenant is kept, as its policy says now. */
+  retentionDays: (tenant: string) => number;
   log: Logger;
   onCommitted?: CommittedListener;
   /** Hash-chains and signs each batch; absent only when chaining is switched off. */
@@ -78,7 +79,7 @@ export function createCommitter(deps: {
         return stored[i];
       });
       const advanceChains = deps.chainer ? await deps.chainer.link(inserted.map((e) => e.record), receivedAtUs) : () => {};
-      const rows = inserted.map((event) => toInsertRow(event.record, receivedAtUs, deps.retentionDays));
+      const rows = inserted.map((event) => toInsertRow(event.record, receivedAtUs, deps.retentionDays(event.record.tenantId)));
       const serializedAt = performance.now();
       if (rows.length > 0) {
         try {

@@ -2,12 +2,14 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { EventRejectionSchema, type Event, type EventRejection } from "../../gen/auditlog/v1/event_pb.js";
 import { AppendResponseSchema, IngestResponseSchema, IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
-import { callerWithRole } from "../auth/context.ts";
+import { callerPermitted } from "../auth/context.ts";
 import type { Principal } from "../auth/principal.ts";
 import { writeTenant } from "../auth/tenant-scope.ts";
 import type { Logger } from "pino";
 import type { EventLimits } from "../config.ts";
-import { invalidArgument } from "../errors.ts";
+import { AuditlogError, invalidArgument } from "../errors.ts";
+import type { Admission } from "../limits/admission.ts";
+import type { EventRecord } from "../store/event-row.ts";
 import { nowMicros } from "../time.ts";
 import type { Batcher } from "./batcher.ts";
 import type { PendingEvent } from "./commit.ts";
@@ -18,6 +20,11 @@ export interface IngestDeps {
   limits: EventLimits;
   maxEventsPerRequest: number;
   log: Logger;
+  /** Whether events may be written to a tenant (it exists, or is created now when auto-creation is on). */
+  resolveTenant(tenant: string): Promise<boolean>;
+  /** Masks an event by its tenant's redaction rules, in place. */
+  redact(record: EventRecord): void;
+  admission: Pick<Admission, "chargeEvents">;
 }
 
 interface Prepared {
@@ -28,12 +35,16 @@ interface Prepared {
 }
 
 /** Validates a request's events one by one; bad ones become rejections, never errors. */
-function prepare(events: Event[], firstIndex: number, principal: Principal, deps: IngestDeps): Prepared {
+async function prepare(events: Event[], firstIndex: number, principal: Principal, deps: IngestDeps): Promise<Prepared> {
   if (events.length > deps.maxEventsPerRequest) {
     throw invalidArgument(
       `a request may carry at most ${deps.maxEventsPerRequest} events, this one has ${events.length}; split it`,
     );
   }
+  // Only an admin names other tenants; the token's own was checked on admission.
+  const named = new Set(events.map((e) => e.tenantId).filter((t) => t !== "" && t !== principal.tenant));
+  const unknown = new Set<string>();
+  for (const tenant of named) if (!(await deps.resolveTenant(tenant))) unknown.add(tenant);
   const prepared: Prepared = { pending: [], positions: [], rejections: [] };
   const now = nowMicros();
   events.forEach((event, i) => {
@@ -45,6 +56,11 @@ function prepare(events: Event[], firstIndex: number, principal: Principal, deps
       );
       return;
     }
+    if (unknown.has(tenant.tenant)) {
+      const reason = `tenant "${tenant.tenant}" does not exist; create it with TenantService.CreateTenant first`;
+      prepared.rejections.push(create(EventRejectionSchema, { index, field: "tenant_id", reason, code: "not_found" }));
+      return;
+    }
     const result = validateEvent(event, tenant.tenant, now, deps.limits);
     if (!result.ok) {
       prepared.rejections.push(create(EventRejectionSchema, { index, ...result.invalid, code: "invalid_argument" }));
@@ -53,18 +69,21 @@ function prepare(events: Event[], firstIndex: number, principal: Principal, deps
     prepared.pending.push({ record: result.record, clientId: result.clientId, bytes: result.bytes });
     prepared.positions.push(i);
   });
+  const perTenant = new Map<string, number>();
+  for (const { record } of prepared.pending) perTenant.set(record.tenantId, (perTenant.get(record.tenantId) ?? 0) + 1);
+  // Charged before anything is queued: a refused request leaves nothing behind.
+  deps.admission.chargeEvents(principal, perTenant);
+  for (const { record } of prepared.pending) deps.redact(record);
   return prepared;
 }
 
 const countDuplicates = (stored: boolean[]) => stored.reduce((n, s) => (s ? n : n + 1), 0);
 
-const WRITERS = ["writer", "admin"] as const;
-
 export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestService> {
   return {
     async append(req, ctx) {
-      const principal = callerWithRole(ctx, WRITERS, "Append");
-      const { pending, positions, rejections } = prepare(req.events, 0, principal, deps);
+      const principal = callerPermitted(ctx, "IngestService.Append");
+      const { pending, positions, rejections } = await prepare(req.events, 0, principal, deps);
       const stored = await (await deps.batcher.submit(pending)).committed;
       const ids = new Array<string>(req.events.length).fill("");
       positions.forEach((position, i) => (ids[position] = pending[i].record.id));
@@ -77,7 +96,7 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
     },
 
     async ingest(requests, ctx) {
-      const principal = callerWithRole(ctx, WRITERS, "Ingest");
+      const principal = callerPermitted(ctx, "IngestService.Ingest");
       const commits: Promise<boolean[]>[] = [];
       const rejections: EventRejection[] = [];
       let failure: unknown;
@@ -85,7 +104,16 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       let accepted = 0;
       for await (const req of requests) {
         if (failure) break;
-        const prepared = prepare(req.events, seen, principal, deps);
+        let prepared: Prepared;
+        try {
+          prepared = await prepare(req.events, seen, principal, deps);
+        } catch (err) {
+          // The stream ends here; what earlier messages queued is still stored (retries of it are deduplicated).
+          if (err instanceof AuditlogError && seen > 0) {
+            throw new AuditlogError(err.kind, `${err.message} (the events before index ${seen} of this stream were accepted)`, err);
+          }
+          throw err;
+        }
         seen += req.events.length;
         accepted += prepared.pending.length;
         rejections.push(...prepared.rejections);

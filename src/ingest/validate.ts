@@ -20,6 +20,7 @@ const ACTION_PATTERN = /^[A-Z][A-Z0-9_]*$/;
 const ID_PATTERN = /^[A-Za-z0-9._:@\/-]+$/;
 const ATTRIBUTE_KEY_PATTERN = /^[A-Za-z0-9_.:-]+$/;
 const MAX_OFFSET_MINUTES = 18 * 60;
+const RESERVED_ATTRIBUTE_PREFIX = "auditlog.";
 const MAX_TYPE_BYTES = 128;
 const MAX_ACTION_BYTES = 64;
 const MAX_USER_AGENT_BYTES = 1024;
@@ -158,6 +159,9 @@ function checkAttributes(m: Meter, attributes: Record<string, string>, limits: E
     const keyBytes = byteLength(key);
     if (key === "" || keyBytes > limits.maxAttributeKeyBytes || !ATTRIBUTE_KEY_PATTERN.test(key)) {
       reject("attributes", `attribute key "${key.slice(0, 64)}" must be 1..${limits.maxAttributeKeyBytes} bytes of letters, digits and _ . : -`);
+    }
+    if (key.startsWith(RESERVED_ATTRIBUTE_PREFIX)) {
+      reject("attributes", `attribute key "${key.slice(0, 64)}": keys starting with "${RESERVED_ATTRIBUTE_PREFIX}" are set by the service (e.g. auditlog.redacted)`);
     }
     m.bytes += keyBytes;
     bounded(m, `attributes["${key}"]`, attributes[key], limits.maxAttributeValueBytes);

@@ -11,7 +11,7 @@ import {
   ProblemKind,
   VerifyChainResponseSchema,
 } from "../../gen/auditlog/v1/integrity_pb.js";
-import { callerWithRole, principalOf } from "../auth/context.ts";
+import { callerPermitted } from "../auth/context.ts";
 import { readScope, type TenantScope } from "../auth/tenant-scope.ts";
 import { invalidArgument } from "../errors.ts";
 import { filterConditions } from "../query/filter-sql.ts";
@@ -27,10 +27,10 @@ export interface IntegrityDeps {
   client: ClickHouseClient;
   stream: QueryStreamer;
   signer: CheckpointSigner;
-  retentionDays: number;
+  /** The tenant's retention now; see README, "Tenants", for what a change means to verification. */
+  retentionDays: (tenant: string) => number;
 }
 
-const READERS = ["auditor", "admin"] as const;
 
 interface CheckpointRow {
   tenant_id: string;
@@ -141,7 +141,7 @@ export function integrityService(deps: IntegrityDeps): ServiceImpl<typeof Integr
       chainId,
       key,
       await checkpointsOf(scope, chainId, range),
-      ranged ? undefined : { nowUs: nowMicros(), retentionDays: deps.retentionDays },
+      ranged ? undefined : { nowUs: nowMicros(), retentionDays: deps.retentionDays(tenantId) },
     );
     const { sql, params } = chainConditions(scope, chainId, "received_at", range).build();
     const rows = jsonRows<SelectedRow>(
@@ -159,7 +159,7 @@ export function integrityService(deps: IntegrityDeps): ServiceImpl<typeof Integr
 
   return {
     async verifyChain(req, ctx) {
-      const principal = callerWithRole(ctx, READERS, "VerifyChain");
+      const principal = callerPermitted(ctx, "IntegrityService.VerifyChain");
       const scope = readScope(principal, req.tenantId);
       const range = { start: bound("start_time", req.startTime), end: bound("end_time", req.endTime) };
       const chains = [];
@@ -168,7 +168,7 @@ export function integrityService(deps: IntegrityDeps): ServiceImpl<typeof Integr
     },
 
     async getCheckpoint(req, ctx) {
-      const principal = callerWithRole(ctx, READERS, "GetCheckpoint");
+      const principal = callerPermitted(ctx, "IntegrityService.GetCheckpoint");
       const { sql, params } = chainConditions(readScope(principal, req.tenantId), req.chainId, "", {}).build();
       const result = await deps.client.query({
         query: `SELECT tenant_id, chain_id, max(seq) AS head_seq, argMax(head_hash, seq) AS head,
@@ -188,7 +188,7 @@ export function integrityService(deps: IntegrityDeps): ServiceImpl<typeof Integr
     },
 
     async getPublicKey(_req, ctx) {
-      principalOf(ctx);
+      callerPermitted(ctx, "IntegrityService.GetPublicKey");
       return create(GetPublicKeyResponseSchema, { keyId: deps.signer.keyId, publicKeyPem: deps.signer.publicKeyPem });
     },
   };

@@ -1,7 +1,8 @@
 import type { EventFilter } from "../../gen/auditlog/v1/event_pb.js";
 import type { CallerInfo } from "../audit/caller.ts";
 import type { ReadNote, RecordRead } from "../audit/read-audit.ts";
-import { requireAnyRole, type Principal } from "../auth/principal.ts";
+import { requirePermission } from "../auth/permissions.ts";
+import type { Principal } from "../auth/principal.ts";
 import { readScope } from "../auth/tenant-scope.ts";
 import { failureOf } from "../errors.ts";
 import { openExport, type ExportDeps, type OpenedExport } from "./export.ts";
@@ -34,7 +35,7 @@ export async function* auditedExport(deps: ExportDeps & { recordRead: RecordRead
   let progress = { rows: undefined as number | undefined, bytes: 0 };
   let opened: OpenedExport | undefined;
   try {
-    requireAnyRole(req.principal, ["auditor", "admin"], "ExportEvents");
+    requirePermission(req.principal, "QueryService.ExportEvents");
     note.scope = readScope(req.principal, req.filter?.tenantId ?? "");
     opened = await openExport(deps, { scope: note.scope, filter: req.filter, format: req.format, signal: req.signal });
     progress = opened.progress;

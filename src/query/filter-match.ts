@@ -19,8 +19,9 @@ export function matchFilter(scope: TenantScope, filter: EventFilter | undefined)
   filterConditions(scope, filter);
   const tests: RecordPredicate[] = [];
   if (scope.kind === "tenant") {
-    const tenant = scope.tenant;
+    const { tenant, actorId } = scope;
     tests.push((r) => r.tenantId === tenant);
+    if (actorId !== undefined) tests.push((r) => r.actorId === actorId);
   }
   if (filter) {
     if (filter.startTime) {

@@ -59,7 +59,9 @@ function checkValues(field: string, values: string[]): string[] {
  * that turns a TenantScope into SQL.
  */
 function scopeCondition(where: Conditions, scope: TenantScope): void {
-  if (scope.kind === "tenant") where.add(`tenant_id = ${where.param("String", scope.tenant)}`);
+  if (scope.kind === "all") return;
+  where.add(`tenant_id = ${where.param("String", scope.tenant)}`);
+  if (scope.actorId !== undefined) where.add(`actor_id = ${where.param("String", scope.actorId)}`);
 }
 
 /**

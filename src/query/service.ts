@@ -13,7 +13,7 @@ import {
 import { callerOf } from "../audit/caller.ts";
 import { audited, type ReadOperation, type RecordRead } from "../audit/read-audit.ts";
 import { principalOf } from "../auth/context.ts";
-import { requireAnyRole } from "../auth/principal.ts";
+import { requirePermission } from "../auth/permissions.ts";
 import { readScope } from "../auth/tenant-scope.ts";
 import type { QueryConfig } from "../config.ts";
 import { invalidArgument, notFound } from "../errors.ts";
@@ -35,8 +35,6 @@ export interface QueryDeps extends ExportDeps, TailDeps {
   recordRead: RecordRead;
 }
 
-export const READERS = ["auditor", "admin"] as const;
-
 /** At most this much file per ExportEventsResponse (gRPC clients default to 4 MiB messages). */
 const EXPORT_MESSAGE_BYTES = 1024 * 1024;
 
@@ -57,7 +55,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
   return {
     searchEvents: (req, ctx) => audited(deps.recordRead, { ...readOf(ctx, "search"), filter: req.filter }, async (note) => {
       const principal = principalOf(ctx);
-      requireAnyRole(principal, READERS, "SearchEvents");
+      requirePermission(principal, "QueryService.SearchEvents");
       const { config } = deps;
       if (req.pageSize < 0 || req.pageSize > config.maxPageSize) {
         throw invalidArgument(`page_size must be within 1..${config.maxPageSize} (0 means ${config.defaultPageSize})`);
@@ -104,7 +102,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
 
     getEvent: (req, ctx) => audited(deps.recordRead, readOf(ctx, "get"), async (note) => {
       const principal = principalOf(ctx);
-      requireAnyRole(principal, READERS, "GetEvent");
+      requirePermission(principal, "QueryService.GetEvent");
       note.details.event_id = req.id;
       if (!req.id) throw invalidArgument("id is required");
       const scope = readScope(principal, req.tenantId);
@@ -143,7 +141,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
 
     getStats: (req, ctx) => audited(deps.recordRead, { ...readOf(ctx, "stats"), filter: req.filter }, async (note) => {
       const principal = principalOf(ctx);
-      requireAnyRole(principal, READERS, "GetStats");
+      requirePermission(principal, "QueryService.GetStats");
       note.scope = readScope(principal, req.filter?.tenantId ?? "");
       note.details.group_by = req.groupBy.map((d) => StatsDimension[d]).join(",");
       const res = await getStats(deps.client, note.scope, req);
@@ -154,7 +152,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
 
     listEventTypes: (req, ctx) => audited(deps.recordRead, readOf(ctx, "types"), async (note) => {
       const principal = principalOf(ctx);
-      requireAnyRole(principal, READERS, "ListEventTypes");
+      requirePermission(principal, "QueryService.ListEventTypes");
       note.scope = readScope(principal, req.tenantId);
       const res = await listEventTypes(deps.client, note.scope);
       note.details.result_count = String(res.types.length);
@@ -163,7 +161,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
 
     getTimeline: (req, ctx) => audited(deps.recordRead, readOf(ctx, "timeline"), async (note) => {
       const principal = principalOf(ctx);
-      requireAnyRole(principal, READERS, "GetTimeline");
+      requirePermission(principal, "QueryService.GetTimeline");
       note.scope = readScope(principal, req.tenantId);
       note.details.request_id = req.requestId;
       note.details.session_id = req.sessionId;

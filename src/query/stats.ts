@@ -51,7 +51,9 @@ const BUCKETS: Record<Exclude<TimeBucket, TimeBucket.UNSPECIFIED>, (column: stri
  * outcome and source: it answers a filter on nothing else, with time bounds
  * on whole hours, grouped by those dimensions or by buckets of an hour or more.
  */
-function rollupAnswers(filter: EventFilter | undefined, req: GetStatsRequest): boolean {
+function rollupAnswers(scope: TenantScope, filter: EventFilter | undefined, req: GetStatsRequest): boolean {
+  // The rollup has no actor: a user's own events are counted from the events.
+  if (scope.kind === "tenant" && scope.actorId !== undefined) return false;
   if (!req.groupBy.every((d) => ROLLUP_DIMENSIONS.has(d))) return false;
   if (req.groupBy.includes(StatsDimension.TIME) && req.bucket === TimeBucket.MINUTE) return false;
   if (!filter) return true;
@@ -82,7 +84,7 @@ export async function getStats(client: ClickHouseClient, scope: TenantScope, req
   }
   if (byTime && !(req.bucket in BUCKETS)) throw invalidArgument(`bucket has unknown value ${req.bucket}`);
 
-  const fromRollup = rollupAnswers(req.filter, req);
+  const fromRollup = rollupAnswers(scope, req.filter, req);
   const where = filterConditions(scope, req.filter);
   const keys = req.groupBy.filter((d) => d !== StatsDimension.TIME).map((d, i) => `${DIMENSIONS[d as keyof typeof DIMENSIONS]} AS k${i}`);
   const bucket = byTime ? [`toUnixTimestamp(${BUCKETS[req.bucket as keyof typeof BUCKETS](fromRollup ? "hour" : "time")}) AS bucket`] : [];

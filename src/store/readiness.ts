@@ -16,7 +16,13 @@ export interface StoreReadiness {
  * so the service can start before its ClickHouse server (docker compose,
  * Kubernetes) and reports "not ready" on /healthz meanwhile instead of dying.
  */
-export function prepareStore(client: ClickHouseClient, config: StoreConfig, log: Logger): StoreReadiness {
+export function prepareStore(
+  client: ClickHouseClient,
+  config: StoreConfig,
+  log: Logger,
+  /** What else must be read from the store before the service can answer (the tenants). */
+  afterSchema: () => Promise<void> = async () => {},
+): StoreReadiness {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const state: StoreReadiness = {
@@ -34,6 +40,7 @@ export function prepareStore(client: ClickHouseClient, config: StoreConfig, log:
       try {
         if (config.kind === "server" && !config.migrate) await checkSchema(client);
         else await migrate(client, config);
+        await afterSchema();
         mutable.ready = true;
         resolve();
       } catch (err) {

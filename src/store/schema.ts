@@ -142,6 +142,27 @@ SELECT tenant_id, id, toDateTime(received_at) AS received_at FROM events`,
   ];
 }
 
+/**
+ * Tenants and their policies (src/tenants). Every change is a new row; the
+ * newest by update_time wins. No TTL: a tenant outlives its events.
+ */
+const tenantsTable = (config: StoreConfig) => `CREATE TABLE IF NOT EXISTS tenants
+(
+  tenant_id String,
+  display_name String,
+  retention_days UInt16,
+  ingest_events_per_second UInt32,
+  requests_per_second UInt32,
+  principal_ingest_events_per_second UInt32,
+  principal_requests_per_second UInt32,
+  redaction String,
+  create_time DateTime64(6, 'UTC'),
+  update_time DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(update_time)
+ORDER BY tenant_id
+SETTINGS fsync_after_insert = ${config.fsync ? 1 : 0}${policy(config)}`;
+
 const SEVERITY_ENUM = "Enum8('UNSPECIFIED' = 0, 'INFO' = 1, 'WARNING' = 2, 'ERROR' = 3, 'CRITICAL' = 4)";
 const OUTCOME_ENUM = "Enum8('UNSPECIFIED' = 0, 'SUCCESS' = 1, 'FAILURE' = 2)";
 
@@ -223,6 +244,7 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
     ...CHAIN_COLUMNS.map((column) => `ALTER TABLE events ADD COLUMN IF NOT EXISTS ${column}`),
     ...eventIdsTable(config),
     ...checkpointsTable(config),
+    tenantsTable(config),
     `ALTER TABLE events MODIFY SETTING fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}`,
     `ALTER TABLE event_ids MODIFY TTL received_at + INTERVAL ${config.dedupWindowDays} DAY`,
   ];
@@ -269,7 +291,7 @@ async function addTextIndexes(client: ClickHouseClient): Promise<void> {
 }
 
 /** The tables the service needs, for a service that may not create them (a writer-only user). */
-export const TABLES = ["events", "event_ids", "checkpoints", "events_hourly", "event_types"] as const;
+export const TABLES = ["events", "event_ids", "checkpoints", "events_hourly", "event_types", "tenants"] as const;
 
 /** Fails, naming what is missing, unless every table is there and readable. */
 export async function checkSchema(client: ClickHouseClient): Promise<void> {

@@ -2,7 +2,8 @@ import type { EventFilter } from "../../gen/auditlog/v1/event_pb.js";
 import type { TailEventsResponse } from "../../gen/auditlog/v1/query_pb.js";
 import type { CallerInfo } from "../audit/caller.ts";
 import type { RecordRead } from "../audit/read-audit.ts";
-import { requireAnyRole, type Principal } from "../auth/principal.ts";
+import { requirePermission } from "../auth/permissions.ts";
+import type { Principal } from "../auth/principal.ts";
 import { readScope, type TenantScope } from "../auth/tenant-scope.ts";
 import { failureOf } from "../errors.ts";
 import type { TailPosition } from "./position.ts";
@@ -26,7 +27,7 @@ export async function* auditedTail(deps: TailDeps & { recordRead: RecordRead }, 
   const counter = { delivered: 0 };
   let scope: TenantScope | undefined;
   try {
-    requireAnyRole(req.principal, ["auditor", "admin"], "TailEvents");
+    requirePermission(req.principal, "QueryService.TailEvents");
     scope = readScope(req.principal, req.filter?.tenantId ?? "");
   } catch (err) {
     await deps.recordRead({ ...base, details: { phase: "opened" }, failure: failureOf(err) }).catch(() => {});

@@ -96,7 +96,7 @@ describe("with the HS256 shared secret", () => {
     it("does not let a writer read", async () => {
       const res = await call(SEARCH, {}, await server.token("acme", ["writer"]));
       expect(res.status).toBe(403);
-      expect(res.json.message).toBe("SearchEvents requires the role auditor or admin; the token has: writer");
+      expect(res.json.message).toBe("SearchEvents requires the role user or auditor or admin; the token has: writer");
     });
 
     it("does not let an auditor write", async () => {
