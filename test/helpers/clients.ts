@@ -6,6 +6,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
 import { IntegrityService } from "../../gen/auditlog/v1/integrity_pb.js";
 import { QueryService } from "../../gen/auditlog/v1/query_pb.js";
+import { TenantService } from "../../gen/auditlog/v1/tenant_pb.js";
 import { ROOT } from "./server.ts";
 
 export type Protocol = "connect-json" | "connect-binary" | "grpc" | "grpc-web";
@@ -30,6 +31,7 @@ export function connectClients(baseUrl: string, protocol: Protocol = "connect-js
     ingest: createClient(IngestService, t) as Client<typeof IngestService>,
     query: createClient(QueryService, t) as Client<typeof QueryService>,
     integrity: createClient(IntegrityService, t) as Client<typeof IntegrityService>,
+    tenants: createClient(TenantService, t) as Client<typeof TenantService>,
   };
 }
 
