@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { DEFAULT_REDACTION_RULES, type RedactionRules } from "./ingest/redact.ts";
+import { DEFAULT_EVENT_LIMITS } from "./ingest/rules.ts";
 import type { RateLimitValues } from "./tenants/tenant-store.ts";
 
 /** Everything the service reads from its environment, validated once at start. */
@@ -240,16 +241,7 @@ export function loadConfig(env: Env = process.env): Config {
       queueMaxBytes: int(env, "AUDITLOG_QUEUE_MAX_BYTES", 128 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
       maxEventsPerRequest,
       maxRequestBytes,
-      limits: {
-        maxEventBytes: int(env, "AUDITLOG_MAX_EVENT_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
-        maxMessageBytes: 8 * 1024,
-        maxAttributes: 64,
-        maxAttributeKeyBytes: 128,
-        maxAttributeValueBytes: 4 * 1024,
-        maxStateBytes: 32 * 1024,
-        maxFieldBytes: 256,
-        maxFutureSkewMs: 5 * 60 * 1000,
-      },
+      limits: { ...DEFAULT_EVENT_LIMITS, maxEventBytes: int(env, "AUDITLOG_MAX_EVENT_BYTES", DEFAULT_EVENT_LIMITS.maxEventBytes, 1024, 16 * 1024 * 1024) },
     },
     integrity: {
       hashChain: bool(env, "AUDITLOG_HASH_CHAIN", true),

@@ -3,6 +3,7 @@ import { Outcome, Severity, type Event } from "../../gen/auditlog/v1/event_pb.js
 import type { EventLimits } from "../config.ts";
 import type { EventRecord } from "../store/event-row.ts";
 import { storableMicros } from "../time.ts";
+import { FIXED_SIZES, PATTERNS, RESERVED_ATTRIBUTE_PREFIX } from "./rules.ts";
 import { uuidv7 } from "./uuid7.ts";
 
 /** Why one event cannot be stored; its neighbours are unaffected. */
@@ -15,15 +16,11 @@ export type Validated =
   | { ok: true; record: EventRecord; clientId: boolean; /** UTF-8 size, what the event weighs in queues. */ bytes: number }
   | { ok: false; invalid: Invalid };
 
-const TYPE_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
-const ACTION_PATTERN = /^[A-Z][A-Z0-9_]*$/;
-const ID_PATTERN = /^[A-Za-z0-9._:@\/-]+$/;
-const ATTRIBUTE_KEY_PATTERN = /^[A-Za-z0-9_.:-]+$/;
-const MAX_OFFSET_MINUTES = 18 * 60;
-const RESERVED_ATTRIBUTE_PREFIX = "auditlog.";
-const MAX_TYPE_BYTES = 128;
-const MAX_ACTION_BYTES = 64;
-const MAX_USER_AGENT_BYTES = 1024;
+const { type: TYPE_PATTERN, action: ACTION_PATTERN, id: ID_PATTERN, attributeKey: ATTRIBUTE_KEY_PATTERN } = PATTERNS;
+const MAX_OFFSET_MINUTES = FIXED_SIZES.utcOffsetMinutes;
+const MAX_TYPE_BYTES = FIXED_SIZES.typeBytes;
+const MAX_ACTION_BYTES = FIXED_SIZES.actionBytes;
+const MAX_USER_AGENT_BYTES = FIXED_SIZES.userAgentBytes;
 
 const byteLength = (s: string) => Buffer.byteLength(s, "utf8");
 
@@ -84,7 +81,7 @@ function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimit
 
   const clientId = e.id !== "";
   if (clientId) {
-    bounded(m, "id", e.id, 128);
+    bounded(m, "id", e.id, FIXED_SIZES.idBytes);
     if (!ID_PATTERN.test(e.id)) reject("id", "id may contain only letters, digits and . _ : @ / -");
   }
 
@@ -109,7 +106,7 @@ function normalize(e: Event, tenantId: string, nowUs: number, limits: EventLimit
   if (!(e.severity in Severity) || typeof Severity[e.severity] !== "string") {
     reject("severity", `severity ${e.severity} is not one of SEVERITY_INFO, SEVERITY_WARNING, SEVERITY_ERROR, SEVERITY_CRITICAL`);
   }
-  const ip = bounded(m, "actor.ip", actor?.ip ?? "", 64);
+  const ip = bounded(m, "actor.ip", actor?.ip ?? "", FIXED_SIZES.ipBytes);
   if (ip !== "" && isIP(ip) === 0) reject("actor.ip", `actor.ip "${ip}" is not an IPv4 or IPv6 address`);
 
   const message = bounded(m, "message", e.message, limits.maxMessageBytes);

@@ -70,3 +70,15 @@ describe("uuidv7", () => {
     expect(millisOf(first)).toBe(1);
   });
 });
+
+describe("the event rules README documents", () => {
+  it("are the rules src/ingest/rules.ts declares", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { describeRules } = await import("../../src/ingest/rules.ts");
+    const readme = readFileSync(join(import.meta.dirname, "../../README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Event rules"));
+    const documented = section.slice(0, section.indexOf("\n#", 5)).split("\n").filter((line) => line.startsWith("| `"));
+    expect(documented).toEqual(describeRules().map((r) => `| \`${r.field}\` | ${r.rule} |`));
+  });
+});

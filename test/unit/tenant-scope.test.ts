@@ -16,12 +16,26 @@ function readError(p: Principal, requested: string): AuditlogError {
 }
 
 describe("readScope", () => {
-  it.each(["auditor", "writer", "admin"] as const)("scopes a %s to its own tenant when none is requested", (role) => {
+  it.each(["auditor", "admin"] as const)("scopes a %s to its own tenant when none is requested", (role) => {
     expect(readScope(principal("acme", role), "")).toEqual({ kind: "tenant", tenant: "acme" });
   });
 
-  it.each(["auditor", "writer"] as const)("lets a %s name its own tenant", (role) => {
-    expect(readScope(principal("acme", role), "acme")).toEqual({ kind: "tenant", tenant: "acme" });
+  it("lets an auditor name its own tenant", () => {
+    expect(readScope(principal("acme", "auditor"), "acme")).toEqual({ kind: "tenant", tenant: "acme" });
+  });
+
+  it.each(["user", "writer"] as const)("narrows a %s (no tenant-wide reading role) to the events whose actor is its subject", (role) => {
+    expect(readScope(principal("acme", role), "")).toEqual({ kind: "tenant", tenant: "acme", actorId: "sub-1" });
+    expect(readScope(principal("acme", role), "acme")).toEqual({ kind: "tenant", tenant: "acme", actorId: "sub-1" });
+  });
+
+  it("reads the whole tenant for a token that is user and auditor: roles add up", () => {
+    expect(readScope(principal("acme", "user", "auditor"), "")).toEqual({ kind: "tenant", tenant: "acme" });
+  });
+
+  it("refuses a user token without a subject instead of matching events without an actor", () => {
+    const p: Principal = { subject: "", tenant: "acme", roles: new Set(["user"]) };
+    expect(() => readScope(p, "")).toThrow(/a user token needs a sub claim/);
   });
 
   it.each(["auditor", "writer"] as const)("refuses a %s another tenant with permission_denied", (role) => {
