@@ -1,7 +1,7 @@
 import type { Principal } from "../auth/principal.ts";
 import type { VerifyToken } from "../auth/verifier.ts";
 import type { RateLimitConfig } from "../config.ts";
-import { notFound, resourceExhausted } from "../errors.ts";
+import { notFound, resourceExhausted, unavailable } from "../errors.ts";
 import type { TenantRegistry } from "../tenants/registry.ts";
 import type { RateLimitValues } from "../tenants/tenant-store.ts";
 import type { Draw, RateLimiter } from "./token-bucket.ts";
@@ -37,6 +37,8 @@ export function createAdmission(deps: {
     async admit(token) {
       const principal = await deps.verify(token);
       const { tenant } = principal;
+      // Before the store is up, "unknown tenant" would be a guess: say not ready, as everything else does.
+      if (!deps.registry.loaded) throw unavailable("storage is not ready yet; retry shortly");
       if (tenant !== "" && !(await deps.registry.resolve(tenant))) {
         throw notFound(`tenant "${tenant}" does not exist; an admin creates it with TenantService.CreateTenant`);
       }

@@ -17,6 +17,8 @@ export type TenantChanges = Partial<Pick<TenantRecord, "displayName" | "retentio
 export interface TenantRegistry {
   /** Reads the tenants; called once the schema is in place, before the service reports ready. */
   load(): Promise<void>;
+  /** False until the first load: then nothing can be said about a tenant yet. */
+  readonly loaded: boolean;
   get(id: string): TenantRecord | undefined;
   /** The tenant, created with the defaults first when auto-creation is on; undefined when unknown. */
   resolve(id: string): Promise<TenantRecord | undefined>;
@@ -37,6 +39,7 @@ export function createTenantRegistry(deps: {
 }): TenantRegistry {
   let tenants = new Map<string, TenantRecord>();
   let timer: NodeJS.Timeout | undefined;
+  let loaded = false;
   // One insert per tenant, however many requests race to create it.
   const creating = new Map<string, Promise<TenantRecord>>();
 
@@ -80,9 +83,13 @@ export function createTenantRegistry(deps: {
   return {
     async load() {
       tenants = new Map((await readTenants(deps.reader)).map((t) => [t.id, t]));
+      loaded = true;
       clearInterval(timer);
       timer = setInterval(() => void refresh(), deps.refreshMs ?? 5000);
       timer.unref();
+    },
+    get loaded() {
+      return loaded;
     },
     get: (id) => tenants.get(id),
     async resolve(id) {

@@ -131,7 +131,7 @@ describe("GET /v1/export", () => {
 
   it.each([
     ["no token", "format=csv", "", 401, "unauthenticated", /Authorization: Bearer/],
-    ["a writer token", "format=csv", "writer", 403, "permission_denied", /requires the role auditor or admin/],
+    ["a writer token", "format=csv", "writer", 403, "permission_denied", /requires the role user or auditor or admin/],
     ["another tenant", "tenant_id=other", "auditor", 403, "permission_denied", /only admins may read other tenants/],
     ["an unknown format", "format=xlsx", "auditor", 400, "invalid_argument", /format must be one of ndjson, csv, parquet/],
     ["a malformed time", "start_time=yesterday", "auditor", 400, "invalid_argument", /RFC 3339/],
@@ -196,6 +196,6 @@ describe("ExportEvents RPC", () => {
         // never reached
       }
     };
-    await expect(run()).rejects.toMatchObject({ code: 7, rawMessage: expect.stringMatching(/requires the role auditor or admin/) });
+    await expect(run()).rejects.toMatchObject({ code: 7, rawMessage: expect.stringMatching(/requires the role user or auditor or admin/) });
   });
 });

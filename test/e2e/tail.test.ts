@@ -126,7 +126,7 @@ describe("TailEvents over a generated Connect client (gRPC)", () => {
     await expect(denied.collector.until(() => false)).rejects.toThrow(/only admins may read other tenants/);
     expect(ConnectError.from(denied.collector.ended!.error).code).toBe(Code.PermissionDenied);
     const writer = connectTail(clients, t.writer);
-    await expect(writer.collector.until(() => false)).rejects.toThrow(/requires the role auditor or admin/);
+    await expect(writer.collector.until(() => false)).rejects.toThrow(/requires the role user or auditor or admin/);
     const badCursor = connectTail(clients, t.auditor, { cursor: "not-a-cursor" });
     await expect(badCursor.collector.until(() => false)).rejects.toThrow(/cursor is not valid/);
   });
