@@ -201,6 +201,18 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
           if (!req.stream.destroyed) req.stream.destroy();
         }, 1000).unref();
       });
+    } else {
+      // HTTP/1.1: Node drains an unread request body by itself, but not one
+      // that was partly read (a gRPC-Web envelope refused for its size), and a
+      // client that writes its whole body before reading the answer then
+      // waits forever. Drain it; cut the connection if it will not end.
+      res.once("finish", () => {
+        if (req.complete) return;
+        req.resume();
+        setTimeout(() => {
+          if (!req.complete) req.socket.destroy();
+        }, 1000).unref();
+      });
     }
     handler(req, res);
   };

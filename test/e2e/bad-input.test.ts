@@ -111,13 +111,16 @@ describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
     expect(res.json.message).toContain("at most 100 events");
   });
 
-  it("rejects a body over the size limit with RESOURCE_EXHAUSTED", async () => {
-    const { ingest } = connectClients(server.baseUrl, "connect-binary");
-    const big = Array.from({ length: 60 }, (_, i) => sampleEvent(i, { message: "x".repeat(5000) }));
-    const err = await ingest.append({ events: big }, bearer(writer)).catch((e) => e);
-    expect(err).toBeInstanceOf(ConnectError);
-    expect(err.code).toBe(Code.ResourceExhausted);
-  });
+  it.each(["connect-binary", "connect-json", "grpc", "grpc-web"] as const)(
+    "rejects a body over the size limit with RESOURCE_EXHAUSTED over %s",
+    async (protocol) => {
+      const { ingest } = connectClients(server.baseUrl, protocol);
+      const big = Array.from({ length: 60 }, (_, i) => sampleEvent(i, { message: "x".repeat(5000) }));
+      const err = await ingest.append({ events: big }, bearer(writer)).catch((e) => e);
+      expect(err).toBeInstanceOf(ConnectError);
+      expect(err.code).toBe(Code.ResourceExhausted);
+    },
+  );
 
   it("rejects a malformed page token and a token used with another filter", async () => {
     const bad = await search({ pageToken: "definitely-not-a-token" });
