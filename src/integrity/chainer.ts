@@ -28,16 +28,41 @@ export interface Chainer {
 export function createChainer(deps: { client: ClickHouseClient; chainId: string; signer: CheckpointSigner }): Chainer {
   let heads = new Map<string, Head>();
 
+  /**
+   * The stored head of each tenant's chain. The newest checkpoint says where
+   * to look, but the events are the truth: the checkpoints table is filled by
+   * a materialized view, whose part a crash can leave unwritten while the
+   * events' part is on disk (found by `npm run bench:crash`). So the head is
+   * the highest seq among the events received since that checkpoint (a few
+   * partitions of today), or the checkpoint's if it is ahead of them.
+   */
   async function loadHeads(tenants: string[]): Promise<void> {
-    const result = await deps.client.query({
-      query: `SELECT tenant_id, max(seq) AS head_seq, argMax(head_hash, seq) AS head FROM checkpoints
-        WHERE chain_id = {chain:String} AND tenant_id IN {tenants:Array(String)} GROUP BY tenant_id`,
+    const signed = await deps.client.query({
+      query: `SELECT tenant_id, max(seq) AS head_seq, argMax(head_hash, seq) AS head, toUnixTimestamp64Micro(max(time)) AS time_us
+        FROM checkpoints WHERE chain_id = {chain:String} AND tenant_id IN {tenants:Array(String)} GROUP BY tenant_id`,
       query_params: { chain: deps.chainId, tenants },
       format: "JSONEachRow",
     });
-    for (const t of tenants) heads.set(t, { seq: 0, hash: GENESIS_HASH });
-    for (const row of await result.json<{ tenant_id: string; head_seq: string; head: string }>()) {
-      heads.set(row.tenant_id, { seq: Number(row.head_seq), hash: row.head });
+    const checkpointed = new Map<string, Head & { timeUs: number }>();
+    for (const row of await signed.json<{ tenant_id: string; head_seq: string; head: string; time_us: string }>()) {
+      checkpointed.set(row.tenant_id, { seq: Number(row.head_seq), hash: row.head, timeUs: Number(row.time_us) });
+    }
+    const sinceUs = Math.min(...tenants.map((t) => checkpointed.get(t)?.timeUs ?? 0));
+    const stored = await deps.client.query({
+      query: `SELECT tenant_id, max(seq) AS head_seq, argMax(hash, seq) AS head FROM events
+        WHERE tenant_id IN {tenants:Array(String)} AND chain_id = {chain:String} AND received_at >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')
+        GROUP BY tenant_id`,
+      query_params: { chain: deps.chainId, tenants, since: sinceUs },
+      format: "JSONEachRow",
+    });
+    const fromEvents = new Map<string, Head>();
+    for (const row of await stored.json<{ tenant_id: string; head_seq: string; head: string }>()) {
+      fromEvents.set(row.tenant_id, { seq: Number(row.head_seq), hash: row.head });
+    }
+    for (const t of tenants) {
+      const candidates = [fromEvents.get(t), checkpointed.get(t)].filter((h): h is Head => h !== undefined);
+      const head = candidates.sort((a, b) => b.seq - a.seq)[0] ?? { seq: 0, hash: GENESIS_HASH };
+      heads.set(t, { seq: head.seq, hash: head.hash });
     }
   }
 
