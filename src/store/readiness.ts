@@ -1,6 +1,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
 import { ConfigError, type StoreConfig } from "../config.ts";
+import { repairDerivedTables } from "./repair.ts";
 import { checkSchema, migrate } from "./schema.ts";
 
 export interface StoreReadiness {
@@ -40,6 +41,7 @@ export function prepareStore(
       try {
         if (config.kind === "server" && !config.migrate) await checkSchema(client);
         else await migrate(client, config);
+        await repairDerivedTables(client, log);
         await afterSchema();
         mutable.ready = true;
         resolve();
