@@ -39,9 +39,11 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 /** Starts `auditlog serve` as a child process on a random port over a real chDB data dir. */
-export async function startServer(options: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
+export async function startServer(
+  options: { dataDir?: string; env?: Record<string, string>; /** Node flags, e.g. --cpu-prof for profiling from bench scripts. */ nodeArgs?: string[] } = {},
+): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDataDir();
-  const child = spawn(process.execPath, [join(ROOT, "bin/auditlog.mjs"), "serve"], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(ROOT, "bin/auditlog.mjs"), "serve"], {
     cwd: ROOT,
     env: {
       ...process.env,
