@@ -63,7 +63,9 @@ export function createReadAuditor(deps: {
     const { principal, operation, scope, failure } = read;
     const readTenant = scope?.kind === "tenant" ? scope.tenant : principal.tenant || deps.adminTenant;
     const tenant = deps.knownTenant(readTenant) ? readTenant : deps.adminTenant;
-    const attributes: Record<string, string> = { ...read.details, scope: scope?.kind === "tenant" ? scope.tenant : scope ? "*" : "" };
+    // Details echo the request (ids, group_by): clipped, or one long id would make the read unauditable.
+    const details = Object.fromEntries(Object.entries(read.details).map(([k, v]) => [k, clip(v)]));
+    const attributes: Record<string, string> = { ...details, scope: scope?.kind === "tenant" ? scope.tenant : scope ? "*" : "" };
     if (read.filter) attributes.filter = clip(JSON.stringify(toJson(EventFilterSchema, read.filter)));
     if (failure) attributes.error = clip(`${failure.code}: ${failure.message}`);
     const event = create(EventSchema, {

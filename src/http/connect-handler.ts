@@ -1,6 +1,7 @@
-import { createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
+import type { Compression } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import { createAsyncIterable, readAllBytes, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { createAsyncIterable, readAllBytes, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { Logger } from "pino";
 import type { NodeServerRequest, NodeServerResponse, RequestHandler } from "./one-port.ts";
 
@@ -94,6 +95,49 @@ async function reclassifyDecodeFailures(res: UniversalServerResponse): Promise<U
   return reclassifyConnectUnary(res);
 }
 
+const PROTO_KEY = Buffer.from('"__proto__"');
+
+/**
+ * protobuf-es keeps map fields in plain objects, where an entry "__proto__"
+ * silently vanishes: an attribute would be lost, and a filter on it would
+ * match everything. In Connect JSON bodies it is refused instead. (Binary
+ * protobuf cannot be checked before decoding; README, "Known shortcuts".)
+ */
+function refuseProtoKey(body: UniversalServerRequest["body"]): UniversalServerRequest["body"] {
+  if (!(Symbol.asyncIterator in Object(body))) return body;
+  return (async function* () {
+    let tail = new Uint8Array(0);
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      const window = new Uint8Array(tail.byteLength + chunk.byteLength);
+      window.set(tail);
+      window.set(chunk, tail.byteLength);
+      if (Buffer.from(window.buffer, window.byteOffset, window.byteLength).includes(PROTO_KEY)) {
+        throw new ConnectError('the key "__proto__" is not accepted (no attribute or map key may be named so)', Code.InvalidArgument);
+      }
+      tail = window.subarray(Math.max(0, window.byteLength - PROTO_KEY.byteLength + 1));
+      yield chunk;
+    }
+  })();
+}
+
+/**
+ * A body that does not decompress is the client's mistake (Connect says
+ * INTERNAL); a body that decompresses beyond the limit stays RESOURCE_EXHAUSTED.
+ */
+function clientFault(compression: Compression): Compression {
+  return {
+    ...compression,
+    async decompress(bytes, readMaxBytes) {
+      try {
+        return await compression.decompress(bytes, readMaxBytes);
+      } catch (err) {
+        if (err instanceof ConnectError && err.code === Code.ResourceExhausted) throw err;
+        throw new ConnectError(`the request body is not valid ${compression.name}; send it uncompressed or compress it whole`, Code.InvalidArgument);
+      }
+    },
+  };
+}
+
 /**
  * The Node request handler for every RPC: Connect's router and its Node
  * bridge, as `connectNodeAdapter` wires them, plus the decode-failure
@@ -108,7 +152,7 @@ export function createRpcHandler(
     contextValues?: (req: NodeServerRequest) => ContextValues;
   },
 ): RequestHandler {
-  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  const router = createConnectRouter({ acceptCompression: [clientFault(compressionGzip), clientFault(compressionBrotli)], ...options });
   options.routes(router);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   return (req: NodeServerRequest, res: NodeServerResponse) => {
@@ -124,6 +168,7 @@ export function createRpcHandler(
       res.end(JSON.stringify({ code: "invalid_argument", message: `malformed HTTP request: ${(err as Error).message}` }));
       return;
     }
+    if ((req.headers["content-type"] ?? "").startsWith("application/json")) uReq = { ...uReq, body: refuseProtoKey(uReq.body) };
     handler(uReq)
       .then(reclassifyDecodeFailures)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))

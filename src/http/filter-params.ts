@@ -69,7 +69,11 @@ export function filterFromParams(params: URLSearchParams, own: readonly string[]
     else if (name === "end_time") filter.endTime = parseRfc3339(name, value);
     else if (name === "outcome") filter.outcomes.push(enumValue(name, value, OUTCOMES, "OUTCOME_"));
     else if (name === "min_severity") filter.minSeverity = enumValue(name, value, SEVERITIES, "SEVERITY_");
-    else if (name.startsWith("attr.") && name.length > 5) filter.attributes[name.slice(5)] = value;
+    else if (name.startsWith("attr.") && name.length > 5) {
+      // A plain object cannot hold this key: it would vanish and the filter match everything.
+      if (name === "attr.__proto__") throw invalidArgument('"attr.__proto__" is not accepted: no attribute may be named __proto__');
+      filter.attributes[name.slice(5)] = value;
+    }
     else {
       throw invalidArgument(`unknown query parameter "${name}"; this route takes ${[...own, ...FILTER_PARAMS].join(", ")}`);
     }

@@ -19,6 +19,8 @@ export const FIXED_SIZES = {
   ipBytes: 64,
   userAgentBytes: 1024,
   utcOffsetMinutes: 18 * 60,
+  /** Levels of objects and arrays in before/after. */
+  stateDepth: 32,
 } as const;
 
 /** Attribute keys the service sets itself (auditlog.redacted); clients may not. */
@@ -56,7 +58,7 @@ export function describeRules(l: EventLimits = DEFAULT_EVENT_LIMITS): { field: s
       field: "attributes",
       rule: `≤ ${l.maxAttributes}; keys 1..${l.maxAttributeKeyBytes} bytes of letters, digits, \`_ . : -\`, not starting with \`${RESERVED_ATTRIBUTE_PREFIX}\`; values ≤ ${kib(l.maxAttributeValueBytes)}`,
     },
-    { field: "before, after", rule: `JSON objects, ≤ ${kib(l.maxStateBytes)} each as JSON text` },
+    { field: "before, after", rule: `JSON objects, ≤ ${kib(l.maxStateBytes)} each as JSON text, nested ≤ ${S.stateDepth} levels` },
     { field: "other strings", rule: `≤ ${l.maxFieldBytes} bytes (actor, resource, source, request_id)` },
     { field: "the whole event", rule: `≤ ${kib(l.maxEventBytes)} (\`AUDITLOG_MAX_EVENT_BYTES\`)` },
   ];

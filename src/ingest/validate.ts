@@ -18,6 +18,7 @@ export type Validated =
 
 const { type: TYPE_PATTERN, action: ACTION_PATTERN, id: ID_PATTERN, attributeKey: ATTRIBUTE_KEY_PATTERN } = PATTERNS;
 const MAX_OFFSET_MINUTES = FIXED_SIZES.utcOffsetMinutes;
+const MAX_STATE_DEPTH = FIXED_SIZES.stateDepth;
 const MAX_TYPE_BYTES = FIXED_SIZES.typeBytes;
 const MAX_ACTION_BYTES = FIXED_SIZES.actionBytes;
 const MAX_USER_AGENT_BYTES = FIXED_SIZES.userAgentBytes;
@@ -168,7 +169,26 @@ function checkAttributes(m: Meter, attributes: Record<string, string>, limits: E
 
 function stateJson(m: Meter, field: string, value: object | undefined, max: number): string {
   if (value === undefined) return "";
-  return bounded(m, field, JSON.stringify(value), max);
+  const text = bounded(m, field, JSON.stringify(value), max);
+  if (depthOf(value) > MAX_STATE_DEPTH) {
+    // Protobuf readers stop at 100 levels of messages (a Struct level is 2 or 3):
+    // a deeper document would make every page holding the event unreadable to them.
+    reject(field, `${field} is nested more than ${MAX_STATE_DEPTH} levels deep; flatten it`);
+  }
+  return text;
+}
+
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > MAX_STATE_DEPTH) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 function serverId(m: Meter, nowUs: number): string {

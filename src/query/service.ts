@@ -118,7 +118,8 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const [row] = await result.json<SelectedRow>();
       if (!row) {
         const where = scope.kind === "tenant" ? ` in tenant "${scope.tenant}"` : "";
-        throw notFound(`no event with id "${req.id}"${where}`);
+        const shown = req.id.length > 200 ? `${req.id.slice(0, 200)}…` : req.id;
+        throw notFound(`no event with id "${shown}"${where}`);
       }
       note.details.result_count = "1";
       return create(GetEventResponseSchema, { event: fromSelectedRow(row) });
