@@ -58,6 +58,9 @@ function storeReadyInterceptor(store: StoreReadiness): Interceptor {
   };
 }
 
+/** How long a refused request's body may keep arriving (and be discarded) before the connection is cut. */
+const UNREAD_BODY_GRACE_MS = 5000;
+
 export interface RunningServer {
   port: number;
   /** Graceful: stop accepting, let calls finish (up to the grace period), commit everything admitted. */
@@ -199,7 +202,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
           // Destroy, not close: a stream the client has reset stays "closed"
           // but undestroyed while its unread side waits for an end.
           if (!req.stream.destroyed) req.stream.destroy();
-        }, 1000).unref();
+        }, UNREAD_BODY_GRACE_MS).unref();
       });
     } else {
       // HTTP/1.1: Node drains an unread request body by itself, but not one
@@ -210,8 +213,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
         if (req.complete) return;
         req.resume();
         setTimeout(() => {
-          if (!req.complete) req.socket.destroy();
-        }, 1000).unref();
+          // The socket may be gone already (closed by the client): destroy through the request.
+          if (!req.complete && !req.destroyed) req.destroy();
+        }, UNREAD_BODY_GRACE_MS).unref();
       });
     }
     handler(req, res);
