@@ -51,6 +51,8 @@ export async function runLoadClients(opts: {
   perMessage: number;
   /** Total events/s offered; 0 = as fast as they can. */
   rate?: number;
+  /** gRPC Ingest streams (default), or unary Append in Connect JSON. */
+  mode?: "grpc" | "append-json";
 }) {
   const perProcess = Math.ceil(opts.events / opts.processes);
   const started = performance.now();
@@ -58,7 +60,7 @@ export async function runLoadClients(opts: {
     Array.from({ length: opts.processes }, () =>
       run(process.execPath, [
         "--import", "tsx", join(ROOT, "bench/load-client.ts"), opts.baseUrl, opts.token, String(perProcess),
-        String(opts.streamsPerProcess), String(opts.perMessage), String((opts.rate ?? 0) / opts.processes),
+        String(opts.streamsPerProcess), String(opts.perMessage), String((opts.rate ?? 0) / opts.processes), opts.mode ?? "grpc",
       ], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }).then((r) => JSON.parse(r.stdout) as { acked: number; latenciesMs: number[] }),
     ),
   );

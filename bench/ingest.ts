@@ -7,13 +7,16 @@
  * bench/RESULTS.md. Absolute numbers depend on the machine; compare the rows
  * of one run with each other.
  *
- * BENCH_EVENTS (default 300000) events per scenario.
+ * BENCH_EVENTS (default 1,000,000) events for the main scenario, a third of
+ * that for the others. BENCH_ONLY=chain compares hash chaining on and off;
+ * BENCH_ONLY=batch compares batch windows and sizes.
  */
 import { join } from "node:path";
 import { removeDataDir, ROOT, startServer, tempDataDir } from "../test/helpers/server.ts";
 import { adminToken, cpuSecondsOf, du, environmentLine, mib, percentile, rssOf, rssSampler, run, runLoadClients, writeResults } from "./common.ts";
 
-const EVENTS = Number(process.env.BENCH_EVENTS ?? 300_000);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const SHORT = Math.round(EVENTS / 3);
 const CLIENT_PROCESSES = 2;
 
 interface Scenario {
@@ -23,6 +26,8 @@ interface Scenario {
   perMessage: number;
   /** Total events/s offered by all clients; 0 = as fast as they can. */
   rate?: number;
+  events?: number;
+  mode?: "grpc" | "append-json";
 }
 
 async function scenario(s: Scenario) {
@@ -33,11 +38,12 @@ async function scenario(s: Scenario) {
   const { seconds, acked, latenciesMs: latencies } = await runLoadClients({
     baseUrl: server.baseUrl,
     token: await adminToken(),
-    events: EVENTS,
+    events: s.events ?? SHORT,
     processes: CLIENT_PROCESSES,
     streamsPerProcess: s.streamsPerProcess,
     perMessage: s.perMessage,
     rate: s.rate,
+    mode: s.mode,
   });
   const peakRss = sampler.stop();
   const steadyRss = rssOf(pid);
@@ -60,7 +66,7 @@ async function scenario(s: Scenario) {
 
 async function rawBaseline() {
   const dataDir = tempDataDir();
-  const { stdout } = await run(process.execPath, ["--import", "tsx", join(ROOT, "bench/raw-insert.ts"), dataDir, String(EVENTS)], { cwd: ROOT });
+  const { stdout } = await run(process.execPath, ["--import", "tsx", join(ROOT, "bench/raw-insert.ts"), dataDir, String(SHORT)], { cwd: ROOT });
   const { rows, seconds } = JSON.parse(stdout) as { rows: number; seconds: number };
   const disk = await du(join(dataDir, "chdb"));
   removeDataDir(dataDir);
@@ -68,27 +74,32 @@ async function rawBaseline() {
 }
 
 async function main() {
+  const main: Scenario = { name: "gRPC stream, 500/msg, 4 streams, batch 10k/100ms (default)", env: {}, streamsPerProcess: 2, perMessage: 500, events: EVENTS };
   const scenarios: Scenario[] = [
-    { name: "gRPC stream, 500/msg, 4 streams, batch 10k/100ms (default)", env: {}, streamsPerProcess: 2, perMessage: 500 },
-    { name: "same, batch 10k/20ms", env: { AUDITLOG_BATCH_MAX_DELAY_MS: "20" }, streamsPerProcess: 2, perMessage: 500 },
-    { name: "same, batch 10k/250ms", env: { AUDITLOG_BATCH_MAX_DELAY_MS: "250" }, streamsPerProcess: 2, perMessage: 500 },
-    { name: "same, batch 2k/100ms", env: { AUDITLOG_BATCH_MAX_EVENTS: "2000" }, streamsPerProcess: 2, perMessage: 500 },
-    { name: "same, batch 50k/100ms", env: { AUDITLOG_BATCH_MAX_EVENTS: "50000" }, streamsPerProcess: 2, perMessage: 500 },
+    main,
+    { name: "Append, Connect JSON, 500/request, 8 in flight", env: {}, streamsPerProcess: 4, perMessage: 500, mode: "append-json" },
     { name: "gRPC stream, 100/msg, 8 streams", env: {}, streamsPerProcess: 4, perMessage: 100 },
-    { name: "same, fsync off", env: { AUDITLOG_FSYNC: "false" }, streamsPerProcess: 2, perMessage: 500 },
-    // The cost of tamper evidence: alternated with the default, so warm-up and noise fall on both sides.
-    { name: "default again (hash chain on)", env: {}, streamsPerProcess: 2, perMessage: 500 },
-    { name: "same, hash chain off", env: { AUDITLOG_HASH_CHAIN: "false" }, streamsPerProcess: 2, perMessage: 500 },
-    { name: "default again (hash chain on)", env: {}, streamsPerProcess: 2, perMessage: 500 },
-    { name: "same, hash chain off", env: { AUDITLOG_HASH_CHAIN: "false" }, streamsPerProcess: 2, perMessage: 500 },
+    { name: "same as default, fsync off", env: { AUDITLOG_FSYNC: "false" }, streamsPerProcess: 2, perMessage: 500 },
   ];
+  if (process.env.BENCH_ONLY === "batch") {
+    scenarios.splice(0, scenarios.length,
+      { ...main, events: SHORT },
+      { name: "same, batch 10k/20ms", env: { AUDITLOG_BATCH_MAX_DELAY_MS: "20" }, streamsPerProcess: 2, perMessage: 500 },
+      { name: "same, batch 10k/250ms", env: { AUDITLOG_BATCH_MAX_DELAY_MS: "250" }, streamsPerProcess: 2, perMessage: 500 },
+      { name: "same, batch 2k/100ms", env: { AUDITLOG_BATCH_MAX_EVENTS: "2000" }, streamsPerProcess: 2, perMessage: 500 },
+      { name: "same, batch 50k/100ms", env: { AUDITLOG_BATCH_MAX_EVENTS: "50000" }, streamsPerProcess: 2, perMessage: 500 },
+    );
+  }
   // BENCH_ONLY=chain: just the hash chain on/off comparison, three alternations each.
   if (process.env.BENCH_ONLY === "chain") {
-    const pair = scenarios.filter((s) => s.name.includes("hash chain")).slice(0, 2);
+    const pair: Scenario[] = [
+      { name: "default again (hash chain on)", env: {}, streamsPerProcess: 2, perMessage: 500 },
+      { name: "same, hash chain off", env: { AUDITLOG_HASH_CHAIN: "false" }, streamsPerProcess: 2, perMessage: 500 },
+    ];
     scenarios.splice(0, scenarios.length, ...pair, ...pair, ...pair);
-    // The first server of a run is always the slowest (page cache, CPU clocks): warm up, discard.
-    await scenario({ ...pair[0], name: "warm-up" });
   }
+  // The first server of a run is always the slowest (page cache, CPU clocks): warm up, discard.
+  await scenario({ ...main, name: "warm-up", events: 100_000 });
   const raw = await rawBaseline();
   console.log(`raw chDB insert baseline: ${raw.eventsPerSec} events/s`);
   const rows = [];
@@ -97,9 +108,9 @@ async function main() {
     rows.push(r);
     console.log(`${s.name}: ${r.eventsPerSec} events/s, ack p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms`);
   }
-  if (process.env.BENCH_ONLY !== "chain") {
+  if (!process.env.BENCH_ONLY) {
     const max = rows[0].eventsPerSec;
-    const half = await scenario({ ...scenarios[0], name: `default, offered 50% of max (${Math.round(max / 2)}/s)`, rate: Math.round(max / 2) });
+    const half = await scenario({ ...main, events: SHORT, name: `default, offered 50% of max (${Math.round(max / 2)}/s)`, rate: Math.round(max / 2) });
     rows.push(half);
   }
 
@@ -107,12 +118,11 @@ async function main() {
     `## Ingest — ${new Date().toISOString().slice(0, 16)}Z`,
     "",
     `${environmentLine()}; ` +
-      `${EVENTS} events per scenario from ${CLIENT_PROCESSES} client processes; ack latency = end of a stream (20 messages) → its acknowledgement.`,
+      `${EVENTS} events in the default scenario, ${SHORT} in the others, from ${CLIENT_PROCESSES} client processes; ack latency = end of a stream (20 messages) → its acknowledgement (for Append: request → answer).`,
     "",
     `Raw baseline (same rows straight into chDB, 10k per INSERT, one process): **${raw.eventsPerSec} events/s**, ${mib(raw.disk)} MiB on disk.`,
     "",
-    chainCost(rows),
-    "",
+    ...(process.env.BENCH_ONLY === "chain" ? [chainCost(rows), ""] : []),
     "| scenario | events/s | vs raw | ack p50 ms | ack p99 ms | server RSS peak MiB | RSS after MiB | server CPU ms / 10k events | MiB on disk |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows.map((r) =>

@@ -4,19 +4,24 @@
  * events were acknowledged, and each stream's ack latency: from the end of
  * the stream (its last event sent) to the server's acknowledgement.
  *
- *   node --import tsx bench/load-client.ts URL TOKEN EVENTS STREAMS PER_MESSAGE [RATE]
+ *   node --import tsx bench/load-client.ts URL TOKEN EVENTS STREAMS PER_MESSAGE [RATE] [MODE]
+ *
+ * MODE `grpc` (default): Ingest client streams; `append-json`: unary Append
+ * calls in Connect JSON over HTTP/1.1 keep-alive (what curl users send),
+ * STREAMS of them in flight, latency = request → answer.
  *
  * Encoding protobuf costs a JS client more CPU than the server spends storing
  * the events, so a pool of requests is encoded once and the bytes are sent
  * again and again (ids are left to the server, so repeats are new events).
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
-import { IngestRequestSchema, IngestResponseSchema, type IngestResponse } from "../gen/auditlog/v1/ingest_pb.js";
+import { AppendRequestSchema, IngestRequestSchema, IngestResponseSchema, type IngestResponse } from "../gen/auditlog/v1/ingest_pb.js";
 import { realisticEvent } from "./realistic-events.ts";
 
-const [url, token, eventsArg, streamsArg, perMessageArg, rateArg] = process.argv.slice(2);
+const [url, token, eventsArg, streamsArg, perMessageArg, rateArg, modeArg] = process.argv.slice(2);
+const mode = modeArg ?? "grpc";
 const totalEvents = Number(eventsArg);
 const streams = Number(streamsArg);
 const perMessage = Number(perMessageArg);
@@ -86,6 +91,28 @@ async function worker(w: number) {
   }
 }
 
-await Promise.all(Array.from({ length: streams }, (_, w) => worker(w)));
+const jsonPool = mode === "append-json" ? pool.map((b) => toJsonString(AppendRequestSchema, create(AppendRequestSchema, { events: fromBinary(IngestRequestSchema, b).events }))) : [];
+
+async function appendWorker(w: number) {
+  for (let offset = w * perMessage; offset < totalEvents; offset += streams * perMessage) {
+    sent += perMessage;
+    if (rate > 0) {
+      const wait = started + (sent / rate) * 1000 - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    const begun = performance.now();
+    const res = await fetch(`${url}/auditlog.v1.IngestService/Append`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: jsonPool[(offset / perMessage) % POOL],
+    });
+    const body = (await res.json()) as { acceptedCount?: string; message?: string };
+    if (!res.ok) throw new Error(`Append answered ${res.status}: ${body.message}`);
+    latenciesMs.push(performance.now() - begun);
+    acked += Number(body.acceptedCount ?? 0);
+  }
+}
+
+await Promise.all(Array.from({ length: streams }, (_, w) => (mode === "append-json" ? appendWorker(w) : worker(w))));
 client.close();
 process.stdout.write(JSON.stringify({ acked, seconds: (performance.now() - started) / 1000, latenciesMs }) + "\n");

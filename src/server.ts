@@ -206,9 +206,15 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       });
     } else {
       // HTTP/1.1: Node drains an unread request body by itself, but not one
-      // that was partly read (a gRPC-Web envelope refused for its size), and a
-      // client that writes its whole body before reading the answer then
-      // waits forever. Drain it; cut the connection if it will not end.
+      // that was partly read (a body refused for its size). The connection
+      // cannot be reused after such an answer: say so in the answer (clients
+      // then open a new one instead of waiting on this one), drain what is
+      // still coming, and cut it if it will not end.
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: NodeServerResponse, ...args: Parameters<typeof writeHead>) {
+        if (!req.complete) this.setHeader("connection", "close");
+        return writeHead.apply(this, args);
+      } as typeof writeHead;
       res.once("finish", () => {
         if (req.complete) return;
         req.resume();

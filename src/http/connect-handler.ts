@@ -95,6 +95,31 @@ async function reclassifyDecodeFailures(res: UniversalServerResponse): Promise<U
   return reclassifyConnectUnary(res);
 }
 
+/** How long an answer waits for the rest of a request body it did not need (an early refusal). */
+const DRAIN_MAX_MS = 5000;
+
+/**
+ * HTTP/1.1 has one stream per connection: an answer sent while the client is
+ * still sending its body races with it (the client may fail its write before
+ * it reads the answer, or reuse a connection the server is about to close).
+ * So an early answer waits until the unread body has arrived and been
+ * discarded, up to DRAIN_MAX_MS; past that, the server closes the connection
+ * after answering (src/server.ts). HTTP/2 streams need none of this.
+ */
+function unreadBodyDrained(req: NodeServerRequest): Promise<void> {
+  if ("stream" in req || req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, DRAIN_MAX_MS);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    req.once("end", done);
+    req.once("close", done);
+    req.resume();
+  });
+}
+
 const PROTO_KEY = Buffer.from('"__proto__"');
 
 /**
@@ -171,7 +196,10 @@ export function createRpcHandler(
     if ((req.headers["content-type"] ?? "").startsWith("application/json")) uReq = { ...uReq, body: refuseProtoKey(uReq.body) };
     handler(uReq)
       .then(reclassifyDecodeFailures)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then(async (uRes) => {
+        await unreadBodyDrained(req);
+        return universalResponseToNodeResponse(uRes, res);
+      })
       .catch((err) => options.log.warn({ err, rpc: handler.method.name }, "response could not be written"));
   };
 }
