@@ -94,7 +94,7 @@ describe("the permission matrix, role by role and call by call", () => {
       const name = /^`(\w+\.\w+)`$/.exec(cells[1] ?? "")?.[1];
       if (name) documented[name] = ROLES.filter((_, i) => cells[2 + i] === "✓");
     }
-    expect(documented).toEqual(Object.fromEntries(Object.entries(PERMISSIONS).map(([op, roles]) => [op, ROLES.filter((r) => roles.includes(r))])));
+    expect(documented).toEqual(Object.fromEntries((Object.entries(PERMISSIONS) as [string, readonly Role[]][]).map(([op, roles]) => [op, ROLES.filter((r) => roles.includes(r))])));
   });
 });
 

@@ -1,4 +1,6 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { TenantSchema } from "../../gen/auditlog/v1/tenant_pb.js";
 import { Session } from "chdb";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -71,7 +73,7 @@ describe("TenantService, with tenants created by admins only", () => {
       [{ tenantId: "x".repeat(65) }, "must be 1 to 64 letters"],
       [{ tenantId: "ok", retentionDays: 40_000 }, "retention_days must be within 0..36500"],
       [{ tenantId: "ok", redaction: { keys: ["--"] } }, "must have letters or digits"],
-    ] as const) {
+    ] as [MessageInitShape<typeof TenantSchema>, string][]) {
       const err = await failure(tenants.createTenant({ tenant }, admin));
       expect(err.code, JSON.stringify(tenant)).toBe(Code.InvalidArgument);
       expect(err.rawMessage).toContain(message);
