@@ -3,7 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Outcome, Severity, type EventSchema } from "../gen/auditlog/v1/event_pb.js";
 
 /** Deterministic pseudo-random numbers, so every run loads the same data. */
-function mulberry32(seed: number) {
+export function mulberry32(seed: number) {
   return () => {
     seed |= 0;
     seed = (seed + 0x6d2b79f5) | 0;

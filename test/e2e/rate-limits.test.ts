@@ -1,18 +1,10 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer, connectClients, grpcJsIngestClient } from "../helpers/clients.ts";
+import { bearer, connectFailure as failure, connectClients, grpcJsIngestClient } from "../helpers/clients.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
 
-async function failure(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
 
 /** Waits as long as the server said to. Time is what refills a bucket: there is no event to await instead. */
 const waitRetryAfter = (seconds: string | null) => new Promise((r) => setTimeout(r, Number(seconds) * 1000));

@@ -1,22 +1,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { TenantSchema } from "../../gen/auditlog/v1/tenant_pb.js";
 import { Session } from "chdb";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer, connectClients } from "../helpers/clients.ts";
+import { bearer, connectFailure as failure, connectClients } from "../helpers/clients.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
 
-/** The Connect error a call fails with. */
-async function failure(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
 
 describe("TenantService, with tenants created by admins only", () => {
   let server: TestServer;

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { createClient, type Client } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -66,4 +66,14 @@ export async function postJson(baseUrl: string, path: string, body: unknown, tok
     json = { raw: text };
   }
   return { status: res.status, json };
+}
+
+/** The Connect error a call fails with (or a test failure if it succeeds). */
+export async function connectFailure(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("the call succeeded");
 }

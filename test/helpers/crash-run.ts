@@ -1,19 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { EventSchema, type Event } from "../../gen/auditlog/v1/event_pb.js";
-import { realisticEvent } from "../../bench/realistic-events.ts";
+import { mulberry32, realisticEvent } from "../../bench/realistic-events.ts";
 import { ProblemKind } from "../../gen/auditlog/v1/integrity_pb.js";
 import { bearer, connectClients } from "./clients.ts";
 import { startServer } from "./server.ts";
-
-/** Deterministic, so a failing round can be replayed from its seed. */
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface CrashRound {
   seed: number;
@@ -44,6 +34,7 @@ const TENANT = "crash";
  * restarted on the same data directory, and every event is read back.
  */
 export async function crashRound(opts: { dataDir: string; round: number; seed: number; streams: number; perMessage: number }): Promise<CrashRound> {
+  // Deterministic, so a failing round can be replayed from its seed.
   const random = mulberry32(opts.seed);
   // A random point in the stream of acknowledgements, not in wall-clock time:
   // on a busy machine a fixed delay may end before the first ack.
