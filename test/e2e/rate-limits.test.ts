@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearer, connectFailure as failure, connectClients, grpcJsIngestClient } from "../helpers/clients.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
+import { socketTail } from "../helpers/tail.ts";
 
 
 /** Waits as long as the server said to. Time is what refills a bucket: there is no event to await instead. */
@@ -61,6 +62,12 @@ describe("rate limits: token buckets per tenant and per caller", () => {
     const download = await fetch(`${server.baseUrl}/v1/export?format=ndjson`, { headers: { authorization: `Bearer ${auditor}` } });
     expect(download.status).toBe(429);
     expect(download.headers.get("retry-after")).toBe("1");
+
+    // The WebSocket tail: the upgrade is refused with 429 and the hint.
+    const tail = socketTail(server.baseUrl, auditor);
+    const upgrade = await tail.rejected;
+    expect(upgrade.status).toBe(429);
+    expect(JSON.parse(upgrade.body).code).toBe("resource_exhausted");
 
     await waitRetryAfter(refused.headers.get("retry-after"));
     expect((await search()).status).toBe(200);
