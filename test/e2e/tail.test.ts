@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventFilterSchema, EventSchema, Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { TailEventsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
 import { appendAll, searchAllJson } from "../helpers/bulk.ts";
-import { bearer, connectClients } from "../helpers/clients.ts";
+import { connectClients } from "../helpers/clients.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
 import { connectTail, socketTail, type TailCollector } from "../helpers/tail.ts";
