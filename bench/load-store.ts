@@ -10,7 +10,7 @@ import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import { loadConfig } from "../src/config.ts";
 import { validateEvent } from "../src/ingest/validate.ts";
 import { dateTime64, toInsertRow } from "../src/store/event-row.ts";
-import { createStoreClient } from "../src/store/client.ts";
+import { openStoreClient } from "../src/store/client.ts";
 import { insertEventRows } from "../src/store/event-writes.ts";
 import { migrate } from "../src/store/schema.ts";
 import { realisticEvent } from "./realistic-events.ts";
@@ -18,7 +18,7 @@ import { realisticEvent } from "./realistic-events.ts";
 const [dataDir, rowsArg] = process.argv.slice(2);
 const total = Number(rowsArg);
 const config = loadConfig({ AUDITLOG_DATA_DIR: dataDir, AUDITLOG_FSYNC: "false" });
-const client = await createStoreClient(config.store);
+const { client, insertRows } = await openStoreClient(config.store);
 await migrate(client, config.store);
 
 const nowUs = Date.now() * 1000;
@@ -40,7 +40,7 @@ for (let done = 0; done < total; done += BATCH) {
     row[2] = dateTime64(nowUs - Math.floor(((total - n) / total) * spanUs));
     rows.push(row);
   }
-  await insertEventRows(client, rows);
+  await insertEventRows(insertRows, rows);
 }
 const seconds = (performance.now() - started) / 1000;
 await client.command({ query: "OPTIMIZE TABLE events FINAL" }).catch(() => {});

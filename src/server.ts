@@ -116,6 +116,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const hub = new TailHub();
   const committer = createCommitter({
     client: writer,
+    insertRows: deps.clients.insertRows,
     retentionDays,
     log,
     onCommitted: (events, receivedAtUs) => hub.publish(events, receivedAtUs),

@@ -2,6 +2,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
 import { unavailable } from "../errors.ts";
 import { toInsertRow, type EventRecord } from "../store/event-row.ts";
+import type { RowInserter } from "../store/client.ts";
 import { findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
 import type { Chainer } from "../integrity/chainer.ts";
 import { nowMicros } from "../time.ts";
@@ -37,6 +38,7 @@ export interface Committer {
  */
 export function createCommitter(deps: {
   client: ClickHouseClient;
+  insertRows: RowInserter;
   /** Days an event of this tenant is kept, as its policy says now. */
   retentionDays: (tenant: string) => number;
   log: Logger;
@@ -83,7 +85,7 @@ export function createCommitter(deps: {
       const serializedAt = performance.now();
       if (rows.length > 0) {
         try {
-          await insertEventRows(deps.client, rows);
+          await insertEventRows(deps.insertRows, rows);
         } catch (err) {
           deps.chainer?.forget();
           throw err;

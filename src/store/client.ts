@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { Readable } from "node:stream";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
 import type { StoreConfig } from "../config.ts";
 import { engineArgs } from "./encryption.ts";
@@ -18,25 +19,48 @@ import { engineArgs } from "./encryption.ts";
 export interface StoreClients {
   writer: ClickHouseClient;
   reader: ClickHouseClient;
+  /** Inserts through the writer's connection, rows already serialized (see RowInserter). */
+  insertRows: RowInserter;
   close(): Promise<void>;
 }
 
+/**
+ * Inserts one block of rows already serialized as JSONCompactEachRow (one
+ * row per line) into `table`'s `columns`. Measured on the ingest path: handing
+ * the engine one prepared buffer costs a fraction of @clickhouse/client's
+ * per-value encoding, and on chDB it skips the SQL parser (clickhouse-js's
+ * chDB connection sends the rows inline in the statement text).
+ */
+export type RowInserter = (table: string, columns: readonly string[], rows: Buffer) => Promise<void>;
+
 export async function createStoreClients(config: StoreConfig): Promise<StoreClients> {
-  const writer = await createStoreClient(config);
-  const reader = await createStoreClient(config);
+  const writer = await openStoreClient(config);
+  const reader = await openStoreClient(config);
   return {
-    writer,
-    reader,
+    writer: writer.client,
+    reader: reader.client,
+    insertRows: writer.insertRows,
     async close() {
-      await Promise.all([reader.close(), writer.close()]);
+      await Promise.all([reader.client.close(), writer.client.close()]);
     },
   };
 }
 
 /** One client: for tools that do one thing at a time (migrate, the benchmark loader). */
 export async function createStoreClient(config: StoreConfig): Promise<ClickHouseClient> {
+  return (await openStoreClient(config)).client;
+}
+
+/** The raw-insert entry of chdb's connection (`connection.chdb.rawInsert`), the part of it we use. */
+interface ChdbRawInsert {
+  chdb: {
+    rawInsert(params: { table: string; columns: readonly string[]; values: Buffer; format: "JSONCompactEachRow" }): Promise<unknown>;
+  };
+}
+
+export async function openStoreClient(config: StoreConfig): Promise<{ client: ClickHouseClient; insertRows: RowInserter }> {
   if (config.kind === "server") {
-    return createClient({
+    const client = createClient({
       url: config.url,
       username: config.username,
       password: config.password,
@@ -44,6 +68,15 @@ export async function createStoreClient(config: StoreConfig): Promise<ClickHouse
       request_timeout: 30_000,
       clickhouse_settings: { date_time_input_format: "basic" },
     });
+    const insertRows: RowInserter = async (table, columns, rows) => {
+      // Identifiers are our own constants (never user input); the rows travel as the request body.
+      const result = await client.exec({
+        query: `INSERT INTO ${table} (${columns.join(", ")}) FORMAT JSONCompactEachRow`,
+        values: Readable.from([rows]),
+      });
+      result.stream.resume();
+    };
+    return { client, insertRows };
   }
   mkdirSync(config.path, { recursive: true });
   const args = engineArgs(config.path, config.encryptionKey);
@@ -56,15 +89,17 @@ export async function createStoreClient(config: StoreConfig): Promise<ClickHouse
   // chdb types the Connection against its own copy of @clickhouse/client-common;
   // the shapes are the same contract (see chdb/connection), only the declarations differ.
   // Several connections on one path share the process's one engine.
-  const connection = createChdbConnection({ path: config.path }) as unknown as NonNullable<
-    Parameters<typeof createClient>[0]
-  >["connection"];
+  const chdbConnection = createChdbConnection({ path: config.path });
+  const connection = chdbConnection as unknown as NonNullable<Parameters<typeof createClient>[0]>["connection"];
   const client = createClient({ connection });
-  if (!starter) return client;
+  const insertRows: RowInserter = async (table, columns, rows) => {
+    await (chdbConnection as unknown as ChdbRawInsert).chdb.rawInsert({ table, columns, values: rows, format: "JSONCompactEachRow" });
+  };
+  if (!starter) return { client, insertRows };
   const close = client.close.bind(client);
   client.close = async () => {
     await close();
     starter.close();
   };
-  return client;
+  return { client, insertRows };
 }

@@ -1,14 +1,12 @@
 import type { ClickHouseClient } from "@clickhouse/client";
+import type { RowInserter } from "./client.ts";
 import { INSERT_COLUMNS } from "./event-row.ts";
 
 /** One block, one INSERT: the unit of group commit. */
-export async function insertEventRows(client: ClickHouseClient, rows: unknown[][]): Promise<void> {
-  await client.insert({
-    table: "events",
-    columns: [...INSERT_COLUMNS],
-    values: rows,
-    format: "JSONCompactEachRow",
-  });
+export async function insertEventRows(insertRows: RowInserter, rows: unknown[][]): Promise<void> {
+  let body = "";
+  for (const row of rows) body += `${JSON.stringify(row)}\n`;
+  await insertRows("events", INSERT_COLUMNS, Buffer.from(body));
 }
 
 /**
