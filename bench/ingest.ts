@@ -32,7 +32,8 @@ interface Scenario {
 
 async function scenario(s: Scenario) {
   const dataDir = tempDataDir();
-  const server = await startServer({ dataDir, env: { ...s.env } });
+  // The production batch windows (the test helper shortens them to 20 ms).
+  const server = await startServer({ dataDir, env: { AUDITLOG_BATCH_MAX_DELAY_MS: "100", AUDITLOG_READ_AUDIT_DELAY_MS: "1000", ...s.env } });
   const pid = server.pid;
   const sampler = rssSampler(pid, 100);
   const { seconds, acked, latenciesMs: latencies } = await runLoadClients({

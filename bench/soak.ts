@@ -14,7 +14,8 @@ const minutes = Number(process.env.BENCH_SOAK_MINUTES ?? 10);
 const LIMIT = 1.5 * 1024 * 1024 * 1024;
 
 const dataDir = tempDataDir();
-const server = await startServer({ dataDir });
+// The production batch windows (the test helper shortens them to 20 ms).
+const server = await startServer({ dataDir, env: { AUDITLOG_BATCH_MAX_DELAY_MS: "100", AUDITLOG_READ_AUDIT_DELAY_MS: "1000" } });
 const samples: { atS: number; rss: number }[] = [];
 const started = performance.now();
 const timer = setInterval(() => samples.push({ atS: (performance.now() - started) / 1000, rss: rssOf(server.pid) }), 5000);
