@@ -17,6 +17,7 @@ import { listenOnePort, type NodeServerRequest, type NodeServerResponse } from "
 import { tailSocket } from "./http/tail-socket.ts";
 import { Batcher } from "./ingest/batcher.ts";
 import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
+import { IngestServiceWire } from "./ingest/ingest-wire-schema.ts";
 import { ingestService } from "./ingest/service.ts";
 import { queryService } from "./query/service.ts";
 import type { StoreClients } from "./store/client.ts";
@@ -150,19 +151,17 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     recordRead,
   };
 
+  const ingest = ingestService({
+    batcher,
+    limits: config.ingest.limits,
+    maxEventsPerRequest: config.ingest.maxEventsPerRequest,
+    log,
+    resolveTenant: async (tenant) => (await tenants.resolve(tenant)) !== undefined,
+    redact,
+    admission,
+  });
   const routes = (router: ConnectRouter) => {
-    router.service(
-      IngestService,
-      ingestService({
-        batcher,
-        limits: config.ingest.limits,
-        maxEventsPerRequest: config.ingest.maxEventsPerRequest,
-        log,
-        resolveTenant: async (tenant) => (await tenants.resolve(tenant)) !== undefined,
-        redact,
-        admission,
-      }),
-    );
+    router.service(IngestService, ingest);
     router.service(TenantService, tenantService(tenants));
     router.service(QueryService, queryService({ ...readDeps, config: config.query }));
     router.service(
@@ -173,6 +172,8 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
 
   const handler = createRpcHandler({
     routes,
+    // Binary requests skip protobuf-es's reflective decoder for their events.
+    binaryRoutes: (router) => router.service(IngestServiceWire, ingest),
     log,
     // First is outermost: errors from auth are mapped too.
     interceptors: [errorMappingInterceptor(log), authInterceptor(admission.admit), storeReadyInterceptor(deps.store)],

@@ -171,6 +171,12 @@ function clientFault(compression: Compression): Compression {
 export function createRpcHandler(
   options: ConnectRouterOptions & {
     routes: (router: ConnectRouter) => void;
+    /**
+     * Services registered again under wire-compatible descriptors whose hot
+     * messages stay encoded for our own codec (src/ingest/ingest-wire-schema.ts):
+     * they serve the requests in the binary encoding, `routes` the JSON ones.
+     */
+    binaryRoutes?: (router: ConnectRouter) => void;
     fallback: RequestHandler;
     log: Logger;
     /** Per-request values for the handlers (e.g. the peer address). */
@@ -180,8 +186,13 @@ export function createRpcHandler(
   const router = createConnectRouter({ acceptCompression: [clientFault(compressionGzip), clientFault(compressionBrotli)], ...options });
   options.routes(router);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const binaryRouter = createConnectRouter({ acceptCompression: [clientFault(compressionGzip), clientFault(compressionBrotli)], ...options });
+  options.binaryRoutes?.(binaryRouter);
+  const binaryHandlers = new Map(binaryRouter.handlers.map((h) => [h.requestPath, h]));
   return (req: NodeServerRequest, res: NodeServerResponse) => {
-    const handler = handlers.get((req.url ?? "").split("?", 1)[0]);
+    const path = (req.url ?? "").split("?", 1)[0];
+    const json = /json/i.test(req.headers["content-type"] ?? "");
+    const handler = (json ? undefined : binaryHandlers.get(path)) ?? handlers.get(path);
     if (!handler) return options.fallback(req, res);
     let uReq;
     try {

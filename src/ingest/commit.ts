@@ -1,7 +1,8 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
 import { unavailable } from "../errors.ts";
-import { toInsertRow, type EventRecord } from "../store/event-row.ts";
+import { insertRowHead, insertRowJson, type EventRecord } from "../store/event-row.ts";
+import { canonicalBody } from "../integrity/canonical.ts";
 import type { RowInserter } from "../store/client.ts";
 import { findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
 import type { Chainer } from "../integrity/chainer.ts";
@@ -13,6 +14,15 @@ export interface PendingEvent {
   clientId: boolean;
   /** UTF-8 size of the event: what it weighs in the batcher's memory bound. */
   bytes: number;
+}
+
+/**
+ * Encodes what of an event does not depend on its commit (src/store/event-row.ts,
+ * `EventRecord.encoded`), once its fields are final: on arrival, where it runs
+ * alongside the insert in flight instead of in the one-batch-at-a-time commit.
+ */
+export function encodeOnArrival(r: EventRecord): void {
+  r.encoded = { canonicalBody: canonicalBody(r), rowHead: insertRowHead(r) };
 }
 
 /** Events of one committed batch, all stamped with the same `receivedAtUs`. */
@@ -81,7 +91,7 @@ export function createCommitter(deps: {
         return stored[i];
       });
       const advanceChains = deps.chainer ? await deps.chainer.link(inserted.map((e) => e.record), receivedAtUs) : () => {};
-      const rows = inserted.map((event) => toInsertRow(event.record, receivedAtUs, deps.retentionDays(event.record.tenantId)));
+      const rows = inserted.map((event) => insertRowJson(event.record, receivedAtUs, deps.retentionDays(event.record.tenantId)));
       const serializedAt = performance.now();
       if (rows.length > 0) {
         try {

@@ -12,7 +12,9 @@ import type { Admission } from "../limits/admission.ts";
 import type { EventRecord } from "../store/event-row.ts";
 import { nowMicros } from "../time.ts";
 import type { Batcher } from "./batcher.ts";
-import type { PendingEvent } from "./commit.ts";
+import { encodeOnArrival, type PendingEvent } from "./commit.ts";
+import { decodeEvent } from "./event-wire.ts";
+import type { IngestServiceWire } from "./ingest-wire-schema.ts";
 import { validateEvent } from "./validate.ts";
 
 export interface IngestDeps {
@@ -34,21 +36,42 @@ interface Prepared {
   rejections: EventRejection[];
 }
 
+/**
+ * A request's event: decoded by Connect (JSON requests), or still encoded
+ * (binary requests, served through IngestServiceWire and decoded here by
+ * the hand-written decoder, so one malformed event is rejected alone).
+ */
+type EventInput = Event | Uint8Array;
+
+function decoded(input: EventInput): Event | { invalid: string } {
+  if (!(input instanceof Uint8Array)) return input;
+  try {
+    return decodeEvent(input);
+  } catch (err) {
+    return { invalid: `the event is not a valid protobuf auditlog.v1.Event (${(err as Error).message}); check the client uses the current proto/auditlog/v1 contracts` };
+  }
+}
+
 /** Validates a request's events one by one; bad ones become rejections, never errors. */
-async function prepare(events: Event[], firstIndex: number, principal: Principal, deps: IngestDeps): Promise<Prepared> {
-  if (events.length > deps.maxEventsPerRequest) {
+async function prepare(inputs: EventInput[], firstIndex: number, principal: Principal, deps: IngestDeps): Promise<Prepared> {
+  if (inputs.length > deps.maxEventsPerRequest) {
     throw invalidArgument(
-      `a request may carry at most ${deps.maxEventsPerRequest} events, this one has ${events.length}; split it`,
+      `a request may carry at most ${deps.maxEventsPerRequest} events, this one has ${inputs.length}; split it`,
     );
   }
+  const events = inputs.map(decoded);
   // Only an admin names other tenants; the token's own was checked on admission.
-  const named = new Set(events.map((e) => e.tenantId).filter((t) => t !== "" && t !== principal.tenant));
+  const named = new Set(events.flatMap((e) => ("invalid" in e || e.tenantId === "" || e.tenantId === principal.tenant ? [] : [e.tenantId])));
   const unknown = new Set<string>();
   for (const tenant of named) if (!(await deps.resolveTenant(tenant))) unknown.add(tenant);
   const prepared: Prepared = { pending: [], positions: [], rejections: [] };
   const now = nowMicros();
   events.forEach((event, i) => {
     const index = BigInt(firstIndex + i);
+    if ("invalid" in event) {
+      prepared.rejections.push(create(EventRejectionSchema, { index, field: "", reason: event.invalid, code: "invalid_argument" }));
+      return;
+    }
     const tenant = writeTenant(principal, event.tenantId);
     if ("denied" in tenant) {
       prepared.rejections.push(
@@ -73,13 +96,20 @@ async function prepare(events: Event[], firstIndex: number, principal: Principal
   for (const { record } of prepared.pending) perTenant.set(record.tenantId, (perTenant.get(record.tenantId) ?? 0) + 1);
   // Charged before anything is queued: a refused request leaves nothing behind.
   deps.admission.chargeEvents(principal, perTenant);
-  for (const { record } of prepared.pending) deps.redact(record);
+  for (const { record } of prepared.pending) {
+    deps.redact(record);
+    encodeOnArrival(record);
+  }
   return prepared;
 }
 
 const countDuplicates = (stored: boolean[]) => stored.reduce((n, s) => (s ? n : n + 1), 0);
 
-export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestService> {
+/**
+ * The IngestService implementation. The same one serves IngestServiceWire
+ * (binary requests, events still encoded): `prepare` takes either form.
+ */
+export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestService> & ServiceImpl<typeof IngestServiceWire> {
   return {
     async append(req, ctx) {
       const principal = callerPermitted(ctx, "IngestService.Append");

@@ -45,15 +45,25 @@ function sortedMap(map: Record<string, string>): string {
  * and equally from an exported Event (README, "Tamper evidence").
  */
 export function canonicalEvent(r: EventRecord, receivedAtUs: number, chainId: string, seq: number): string {
-  // jcs([...]) spelled out for speed: the scalar head through the native
-  // JSON.stringify (identical to JCS for strings and safe integers), then the
-  // map and the documents, then the closing field.
-  const head = JSON.stringify([
-    "auditlog.event.v1", r.tenantId, chainId, seq, r.id, r.timeUs, r.utcOffsetMinutes, r.type, r.action,
+  const body = r.encoded?.canonicalBody ?? canonicalBody(r);
+  return `["auditlog.event.v1",${JSON.stringify(r.tenantId)},${JSON.stringify(chainId)},${seq},${body},${receivedAtUs}]`;
+}
+
+/**
+ * The fields of the canonical array between `seq` and `received_at` (id to
+ * after), joined by commas: what does not depend on where the event lands
+ * on its chain, so it can be computed when the event arrives rather than in
+ * the one-at-a-time commit step. jcs([...]) spelled out for speed: the
+ * scalars through the native JSON.stringify (identical to JCS for strings and
+ * safe integers), then the map and the documents.
+ */
+export function canonicalBody(r: EventRecord): string {
+  const scalars = JSON.stringify([
+    r.id, r.timeUs, r.utcOffsetMinutes, r.type, r.action,
     outcomeName(r.outcome), severityName(r.severity), r.actorId, r.actorType, r.actorName, r.actorSessionId, r.actorIp,
     r.actorUserAgent, r.resourceType, r.resourceId, r.resourceName, r.source, r.requestId, r.message,
   ]);
-  return `${head.slice(0, -1)},${sortedMap(r.attributes)},${state(r.before)},${state(r.after)},${receivedAtUs}]`;
+  return `${scalars.slice(1, -1)},${sortedMap(r.attributes)},${state(r.before)},${state(r.after)}`;
 }
 
 /** SHA-256 of the UTF-8 text prev_hash ‖ canonical (prev_hash as its 64 lower-case hex digits), in hex. */

@@ -31,6 +31,12 @@ export interface EventRecord {
   after: string;
   /** Set by the committer, just before the insert. */
   link?: ChainLink;
+  /**
+   * Encodings computed on arrival (src/ingest/service.ts) so the commit step,
+   * which runs one batch at a time, only appends the commit-time fields.
+   * Absent: computed at commit. Stale if a field changes after they are made.
+   */
+  encoded?: { canonicalBody: string; rowHead: string };
 }
 
 /** Where an event sits on its hash chain (README, "Tamper evidence"). */
@@ -71,15 +77,34 @@ export function dateTime64(us: number): string {
 
 /** One JSONCompactEachRow row in INSERT_COLUMNS order. */
 export function toInsertRow(r: EventRecord, receivedAtUs: number, retentionDays: number): unknown[] {
-  return [
+  return JSON.parse(insertRowJson(r, receivedAtUs, retentionDays)) as unknown[];
+}
+
+/**
+ * The event's columns up to `after` as the start of a JSONCompactEachRow row
+ * (no closing bracket): the part known on arrival.
+ */
+export function insertRowHead(r: EventRecord): string {
+  const row = JSON.stringify([
     r.tenantId, r.id, dateTime64(r.timeUs), r.utcOffsetMinutes, r.type, r.action,
     OUTCOME_NAMES[r.outcome], SEVERITY_NAMES[r.severity],
     r.actorId, r.actorType, r.actorName, r.actorSessionId, r.actorIp, r.actorUserAgent,
     r.resourceType, r.resourceId, r.resourceName, r.source, r.requestId, r.message,
-    r.attributes, r.before, r.after, dateTime64(receivedAtUs), retentionDays,
-    r.link?.chainId ?? "", r.link?.seq ?? 0, r.link?.prevHash ?? "", r.link?.hash ?? "",
-    r.link?.checkpoint?.signature ?? "", r.link?.checkpoint?.keyId ?? "",
-  ];
+    r.attributes, r.before, r.after,
+  ]);
+  return row.slice(0, -1);
+}
+
+/** One JSONCompactEachRow row (one line of text, no newline) in INSERT_COLUMNS order. */
+export function insertRowJson(r: EventRecord, receivedAtUs: number, retentionDays: number): string {
+  const head = r.encoded?.rowHead ?? insertRowHead(r);
+  const link = r.link;
+  const tail = JSON.stringify([
+    dateTime64(receivedAtUs), retentionDays,
+    link?.chainId ?? "", link?.seq ?? 0, link?.prevHash ?? "", link?.hash ?? "",
+    link?.checkpoint?.signature ?? "", link?.checkpoint?.keyId ?? "",
+  ]);
+  return `${head},${tail.slice(1)}`;
 }
 
 /** What SELECTs read to rebuild an Event; 64-bit values arrive as strings. */

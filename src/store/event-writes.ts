@@ -2,10 +2,10 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { RowInserter } from "./client.ts";
 import { INSERT_COLUMNS } from "./event-row.ts";
 
-/** One block, one INSERT: the unit of group commit. */
-export async function insertEventRows(insertRows: RowInserter, rows: unknown[][]): Promise<void> {
+/** One block, one INSERT: the unit of group commit. Rows are JSONCompactEachRow lines (or values to make them of). */
+export async function insertEventRows(insertRows: RowInserter, rows: (string | unknown[])[]): Promise<void> {
   let body = "";
-  for (const row of rows) body += `${JSON.stringify(row)}\n`;
+  for (const row of rows) body += `${typeof row === "string" ? row : JSON.stringify(row)}\n`;
   await insertRows("events", INSERT_COLUMNS, Buffer.from(body));
 }
 

@@ -1,11 +1,11 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Severity } from "../../gen/auditlog/v1/event_pb.js";
-import { AppendRequestSchema } from "../../gen/auditlog/v1/ingest_pb.js";
+import { EventSchema, type Severity } from "../../gen/auditlog/v1/event_pb.js";
+import { AppendRequestSchema, AppendResponseSchema, IngestResponseSchema } from "../../gen/auditlog/v1/ingest_pb.js";
 import { bearer, connectClients, grpcJsIngestClient, postJson } from "../helpers/clients.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
@@ -220,6 +220,48 @@ describe("invalid events are rejected one by one; their neighbours are stored", 
     expect(res.acceptedCount).toBe("3");
     expect(res.rejections).toEqual([expect.objectContaining({ index: "3", field: "type", code: "invalid_argument" })]);
     expect(await storedIds()).toEqual(expect.arrayContaining(["st-0", "st-1", "st-2"]));
+  });
+
+  it("rejects a malformed event of a binary request alone, saying why; its neighbours are stored (Connect and gRPC)", async () => {
+    const encoded = (id: string) => toBinary(EventSchema, create(EventSchema, valid(id)));
+    // Field 5 (type) holding bytes that are not UTF-8: valid framing, invalid event.
+    const broken = new Uint8Array([0x2a, 0x02, 0xff, 0xfe]);
+    const request = (events: Uint8Array[]) =>
+      Buffer.concat(events.flatMap((e) => [Buffer.from([0x0a, e.byteLength]), Buffer.from(e)]));
+
+    const res = await fetch(`${server.baseUrl}/auditlog.v1.IngestService/Append`, {
+      method: "POST",
+      headers: { "content-type": "application/proto", authorization: `Bearer ${writer}` },
+      body: request([encoded("wire-0"), broken, encoded("wire-2")]),
+    });
+    expect(res.status).toBe(200);
+    const appended = fromBinary(AppendResponseSchema, new Uint8Array(await res.arrayBuffer()));
+    expect(appended.acceptedCount).toBe(2n);
+    expect(appended.rejections).toEqual([
+      expect.objectContaining({ index: 1n, code: "invalid_argument", reason: expect.stringMatching(/not a valid protobuf auditlog\.v1\.Event.*UTF-8/) }),
+    ]);
+
+    const payload = request([broken, encoded("wire-4")]);
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, payload.byteLength]), payload]);
+    const session = http2.connect(server.baseUrl);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/auditlog.v1.IngestService/Ingest",
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+      authorization: `Bearer ${writer}`,
+    });
+    stream.end(frame);
+    const body = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("close", () => resolve(Buffer.concat(chunks)));
+    });
+    session.close();
+    const ingested = fromBinary(IngestResponseSchema, body.subarray(5));
+    expect(ingested.acceptedCount).toBe(1n);
+    expect(ingested.rejections).toEqual([expect.objectContaining({ index: 0n, code: "invalid_argument" })]);
+    expect(await storedIds()).toEqual(expect.arrayContaining(["wire-0", "wire-2", "wire-4"]));
   });
 
   it("keeps serving after all of that", async () => {

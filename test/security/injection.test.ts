@@ -12,7 +12,10 @@
  * INVALID_ARGUMENT with a message that shows no SQL. At the end the table is
  * whole and the server healthy.
  */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { parse as parseCsv } from "csv-parse/sync";
+import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
+import { AppendRequestSchema, AppendResponseSchema } from "../../gen/auditlog/v1/ingest_pb.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearer, connectClients } from "../helpers/clients.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
@@ -558,6 +561,23 @@ describe("prototype-shaped attribute keys", () => {
     } else {
       expect(res.json.rejections).toEqual([expect.objectContaining({ field: "attributes", code: "invalid_argument" })]);
     }
+  });
+
+  it('in binary protobuf, an event with the attribute "__proto__" is rejected alone, naming the key, not stored without it', async () => {
+    const events = [
+      create(EventSchema, { ...storedEvent({ id: "proto-bin", s: "ok" }), attributes: JSON.parse('{"__proto__": "polluted", "batch": "proto-bin"}') }),
+      create(EventSchema, { ...storedEvent({ id: "proto-bin-ok", s: "ok" }), attributes: { batch: "proto-bin" } }),
+    ];
+    const body = toBinary(AppendRequestSchema, create(AppendRequestSchema, { events }));
+    // protobuf-es writes the own key "__proto__" like any other; the bytes carry it.
+    expect(Buffer.from(body).includes(Buffer.from("__proto__"))).toBe(true);
+    const res = await fetch(`${server.baseUrl}/${RPC.append}`, { method: "POST", headers: { "content-type": "application/proto", authorization: `Bearer ${writer}` }, body });
+    expect(res.status).toBe(200);
+    const answer = fromBinary(AppendResponseSchema, new Uint8Array(await res.arrayBuffer()));
+    expect(answer.acceptedCount).toBe(1n);
+    expect(answer.rejections).toEqual([expect.objectContaining({ index: 0n, code: "invalid_argument", reason: expect.stringContaining('"__proto__" is not accepted') })]);
+    expect((await callJson(server.baseUrl, RPC.get, { id: "proto-bin" }, auditor)).status).toBe(404);
+    expect((await callJson(server.baseUrl, RPC.get, { id: "proto-bin-ok" }, auditor)).json.event.attributes).toEqual({ batch: "proto-bin" });
   });
 
   it('SearchEvents with a filter on attribute "__proto__" applies it (matching nothing here) or refuses it, never drops it to match everything', async () => {
