@@ -19,7 +19,8 @@ import { Batcher } from "./ingest/batcher.ts";
 import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
 import { IngestServiceWire } from "./ingest/ingest-wire-schema.ts";
 import { ingestService } from "./ingest/service.ts";
-import { queryService } from "./query/service.ts";
+import { searchEventsWire } from "./query/query-wire-schema.ts";
+import { queryService, searchEventsEncoded } from "./query/service.ts";
 import type { StoreClients } from "./store/client.ts";
 import type { QueryStreamer } from "./store/query-stream.ts";
 import type { StoreReadiness } from "./store/readiness.ts";
@@ -172,8 +173,11 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
 
   const handler = createRpcHandler({
     routes,
-    // Binary requests skip protobuf-es's reflective decoder for their events.
-    binaryRoutes: (router) => router.service(IngestServiceWire, ingest),
+    // Binary requests skip protobuf-es's reflective codec for their events.
+    binaryRoutes: (router) => {
+      router.service(IngestServiceWire, ingest);
+      router.rpc(searchEventsWire, searchEventsEncoded({ ...readDeps, config: config.query }));
+    },
     log,
     // First is outermost: errors from auth are mapped too.
     interceptors: [errorMappingInterceptor(log), authInterceptor(admission.admit), storeReadyInterceptor(deps.store)],
