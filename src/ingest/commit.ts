@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
 import { unavailable } from "../errors.ts";
-import { insertRowHead, insertRowJson, type EventRecord } from "../store/event-row.ts";
+import { dateTime64, insertRowHead, insertRowJson, type EventRecord } from "../store/event-row.ts";
 import { canonicalBody } from "../integrity/canonical.ts";
 import type { RowInserter } from "../store/client.ts";
 import { findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
@@ -91,7 +91,8 @@ export function createCommitter(deps: {
         return stored[i];
       });
       const advanceChains = deps.chainer ? await deps.chainer.link(inserted.map((e) => e.record), receivedAtUs) : () => {};
-      const rows = inserted.map((event) => insertRowJson(event.record, receivedAtUs, deps.retentionDays(event.record.tenantId)));
+      const receivedAt = dateTime64(receivedAtUs);
+      const rows = inserted.map((event) => insertRowJson(event.record, receivedAt, deps.retentionDays(event.record.tenantId)));
       const serializedAt = performance.now();
       if (rows.length > 0) {
         try {

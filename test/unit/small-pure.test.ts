@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseDuration } from "../../src/auth/token.ts";
 import { uuidv7 } from "../../src/ingest/uuid7.ts";
+import { dateTime64, insertRowHead, insertRowJson, type EventRecord } from "../../src/store/event-row.ts";
+import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 
 describe("parseDuration", () => {
   it.each([
@@ -80,5 +82,44 @@ describe("the event rules README documents", () => {
     const section = readme.slice(readme.indexOf("### Event rules"));
     const documented = section.slice(0, section.indexOf("\n#", 5)).split("\n").filter((line) => line.startsWith("| `"));
     expect(documented).toEqual(describeRules().map((r) => `| \`${r.field}\` | ${r.rule} |`));
+  });
+});
+
+describe("insert row text", () => {
+  /** The obvious form, through Date: what dateTime64 must equal. */
+  const reference = (us: number) => {
+    const ms = Math.floor(us / 1000);
+    const iso = new Date(ms).toISOString();
+    return `${iso.slice(0, 10)} ${iso.slice(11, 23)}${String(us - ms * 1000).padStart(3, "0")}`;
+  };
+
+  it("writes DateTime64 text equal to the Date-based form, across days, years and before 1970", () => {
+    const samples = [0, 1, 999_999, 1_000_000, 86_399_999_999, 86_400_000_000, -1, -86_400_000_001, 951_782_400_000_000, 4_102_444_799_999_999];
+    let seed = 7;
+    for (let i = 0; i < 20_000; i++) {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      samples.push(Math.floor((seed / 2_147_483_648) * 4_000_000_000_000_000) - 100_000_000_000_000);
+    }
+    for (const us of samples) expect(dateTime64(us), String(us)).toBe(reference(us));
+  });
+
+  it("builds a row equal to the JSON array of its columns, with and without a chain link", () => {
+    const record: EventRecord = {
+      tenantId: "t\"1", id: "e\\1", timeUs: 1_795_449_556_717_123, utcOffsetMinutes: -330, type: "a.b", action: "CREATE",
+      outcome: Outcome.FAILURE, severity: Severity.WARNING, actorId: "u\n1", actorType: "user", actorName: "Zoë", actorSessionId: "",
+      actorIp: "::1", actorUserAgent: "curl", resourceType: "doc", resourceId: "d-1", resourceName: "", source: "svc", requestId: "r",
+      message: "héllo \u2028 ✓", attributes: { k: "v\"", "a.b": "" }, before: "", after: '{"x":1}',
+    };
+    const columns = (link: unknown[]) => [
+      "t\"1", "e\\1", dateTime64(record.timeUs), -330, "a.b", "CREATE", "FAILURE", "WARNING", "u\n1", "user", "Zoë", "", "::1", "curl",
+      "doc", "d-1", "", "svc", "r", "héllo \u2028 ✓", { k: "v\"", "a.b": "" }, "", '{"x":1}', "2026-11-23 12:00:00.000001", 90, ...link,
+    ];
+    expect(JSON.parse(insertRowJson(record, "2026-11-23 12:00:00.000001", 90))).toEqual(columns(["", 0, "", "", "", ""]));
+    const hash = "ab".repeat(32);
+    const linked = { ...record, link: { chainId: "c\"1", seq: 12, prevHash: "0".repeat(64), hash, checkpoint: { signature: "s+/=", keyId: "k" } } };
+    expect(JSON.parse(insertRowJson(linked, "2026-11-23 12:00:00.000001", 90))).toEqual(columns(["c\"1", 12, "0".repeat(64), hash, "s+/=", "k"]));
+    expect(insertRowJson({ ...linked, encoded: { canonicalBody: "", rowHead: insertRowHead(linked) } }, "2026-11-23 12:00:00.000001", 90)).toBe(
+      insertRowJson(linked, "2026-11-23 12:00:00.000001", 90),
+    );
   });
 });
