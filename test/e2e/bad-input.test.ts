@@ -28,6 +28,27 @@ const append = (body: unknown) => postJson(server.baseUrl, "auditlog.v1.IngestSe
 const search = (body: unknown) => postJson(server.baseUrl, "auditlog.v1.QueryService/SearchEvents", body, auditor);
 const valid = (id: string) => ({ id, type: "test.valid", action: "CREATE", actor: { id: "u-1" }, attributes: { batch: "bad-input" } });
 
+/** One gRPC call written by hand over HTTP/2: the answer's body and status (in the trailers, or the headers of a trailers-only answer). */
+async function rawGrpc(path: string, frames: Buffer): Promise<{ body: Buffer; code: string; message: string }> {
+  const session = http2.connect(server.baseUrl);
+  const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", authorization: `Bearer ${writer}` });
+  stream.end(frames);
+  const answer = await new Promise<{ body: Buffer; code: string; message: string }>((resolve) => {
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => (headers = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("close", () => {
+      const source = trailers["grpc-status"] !== undefined ? trailers : headers;
+      resolve({ body: Buffer.concat(chunks), code: String(source["grpc-status"]), message: String(source["grpc-message"]) });
+    });
+  });
+  session.close();
+  return answer;
+}
+
 async function storedIds(): Promise<string[]> {
   const res = await search({ filter: { attributes: { batch: "bad-input" } }, pageSize: 1000 });
   return res.json.events.map((e: { id: string }) => e.id).sort();
@@ -79,28 +100,7 @@ describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
   });
 
   it("rejects a gRPC message that is not protobuf with INVALID_ARGUMENT", async () => {
-    const session = http2.connect(server.baseUrl);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/auditlog.v1.IngestService/Append",
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-      authorization: `Bearer ${writer}`,
-    });
-    stream.end(Buffer.from([0, 0, 0, 0, 3, 0x0a, 0xff, 0xff]));
-    // The status is in the trailers, or in the headers of a trailers-only answer.
-    const status = await new Promise<{ code: string; message: string }>((resolve) => {
-      let headers: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders = {};
-      stream.on("response", (h) => (headers = h));
-      stream.on("trailers", (t) => (trailers = t));
-      stream.on("close", () => {
-        const source = trailers["grpc-status"] !== undefined ? trailers : headers;
-        resolve({ code: String(source["grpc-status"]), message: String(source["grpc-message"]) });
-      });
-      stream.resume();
-    });
-    session.close();
+    const status = await rawGrpc("/auditlog.v1.IngestService/Append", Buffer.from([0, 0, 0, 0, 3, 0x0a, 0xff, 0xff]));
     expect(status.code).toBe("3");
     expect(decodeURIComponent(status.message)).toContain("not a valid protobuf message");
   });
@@ -243,21 +243,7 @@ describe("invalid events are rejected one by one; their neighbours are stored", 
 
     const payload = request([broken, encoded("wire-4")]);
     const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, payload.byteLength]), payload]);
-    const session = http2.connect(server.baseUrl);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/auditlog.v1.IngestService/Ingest",
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-      authorization: `Bearer ${writer}`,
-    });
-    stream.end(frame);
-    const body = await new Promise<Buffer>((resolve) => {
-      const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("close", () => resolve(Buffer.concat(chunks)));
-    });
-    session.close();
+    const { body } = await rawGrpc("/auditlog.v1.IngestService/Ingest", frame);
     const ingested = fromBinary(IngestResponseSchema, body.subarray(5));
     expect(ingested.acceptedCount).toBe(1n);
     expect(ingested.rejections).toEqual([expect.objectContaining({ index: 0n, code: "invalid_argument" })]);
