@@ -25,6 +25,11 @@ afterAll(async () => {
 });
 
 const ids = (c: TailCollector) => c.events.map((e) => e.id as string);
+/** Microseconds since the epoch of an RFC 3339 timestamp as protobuf JSON writes it (0, 3, 6 or 9 fraction digits). */
+const micros = (ts: string) => {
+  const [, whole, fraction = ""] = /^(.*?)(?:\.(\d+))?Z$/.exec(ts)!;
+  return Date.parse(`${whole}Z`) * 1000 + Number(fraction.padEnd(6, "0").slice(0, 6));
+};
 const tokens = async (tenant: string) => ({
   writer: await server.token(tenant, ["writer"]),
   auditor: await server.token(tenant, ["auditor"]),
@@ -79,8 +84,9 @@ describe("TailEvents over a generated Connect client (gRPC)", () => {
     expect(got).toHaveLength(6000);
     expect(tail.collector.messages.filter((m) => m.live)).toHaveLength(1);
     // Commit order: received_at, then id within a batch (one tenant here).
-    const order = tail.collector.events.map((e) => [e.receivedAt as string, e.id as string]);
-    expect([...order].sort((x, y) => (x[0] === y[0] ? (x[1] < y[1] ? -1 : 1) : x[0] < y[0] ? -1 : 1))).toEqual(order);
+    // As numbers: protobuf JSON drops a zero fraction ("…:35Z"), which sorts after "…:35.001Z" as text.
+    const order = tail.collector.events.map((e) => [micros(e.receivedAt as string), e.id as string] as const);
+    expect([...order].sort((x, y) => (x[0] === y[0] ? (x[1] < y[1] ? -1 : 1) : x[0] - y[0]))).toEqual(order);
 
     // Resuming from a cursor in the middle delivers exactly what came after it.
     const middle = tail.collector.messages.find((m) => (m.events?.length ?? 0) > 0 && got.indexOf(m.events!.at(-1)!.id as string) > 2500)!;
