@@ -74,7 +74,8 @@ export async function openStoreClient(config: StoreConfig): Promise<{ client: Cl
         query: `INSERT INTO ${table} (${columns.join(", ")}) FORMAT JSONCompactEachRow`,
         values: Readable.from([rows]),
       });
-      result.stream.resume();
+      // The socket returns to the pool only once the answer is read to its end.
+      for await (const _ of result.stream) void _;
     };
     return { client, insertRows };
   }
