@@ -183,15 +183,17 @@ export function createRpcHandler(
     contextValues?: (req: NodeServerRequest) => ContextValues;
   },
 ): RequestHandler {
-  const router = createConnectRouter({ acceptCompression: [clientFault(compressionGzip), clientFault(compressionBrotli)], ...options });
-  options.routes(router);
-  const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
-  const binaryRouter = createConnectRouter({ acceptCompression: [clientFault(compressionGzip), clientFault(compressionBrotli)], ...options });
-  options.binaryRoutes?.(binaryRouter);
-  const binaryHandlers = new Map(binaryRouter.handlers.map((h) => [h.requestPath, h]));
+  const handlersOf = (routes: ((router: ConnectRouter) => void) | undefined) => {
+    const router = createConnectRouter({ acceptCompression: [clientFault(compressionGzip), clientFault(compressionBrotli)], ...options });
+    routes?.(router);
+    return new Map(router.handlers.map((h) => [h.requestPath, h]));
+  };
+  const handlers = handlersOf(options.routes);
+  const binaryHandlers = handlersOf(options.binaryRoutes);
   return (req: NodeServerRequest, res: NodeServerResponse) => {
     const path = (req.url ?? "").split("?", 1)[0];
-    const json = /json/i.test(req.headers["content-type"] ?? "");
+    // Connect GET requests (idempotent RPCs) name their encoding in the query instead.
+    const json = /json/i.test(req.headers["content-type"] ?? "") || (req.method === "GET" && /[?&]encoding=json(&|$)/.test(req.url ?? ""));
     const handler = (json ? undefined : binaryHandlers.get(path)) ?? handlers.get(path);
     if (!handler) return options.fallback(req, res);
     let uReq;
