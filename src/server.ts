@@ -19,8 +19,8 @@ import { Batcher } from "./ingest/batcher.ts";
 import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
 import { IngestServiceWire } from "./ingest/ingest-wire-schema.ts";
 import { ingestService } from "./ingest/service.ts";
-import { searchEventsWire } from "./query/query-wire-schema.ts";
-import { queryService, searchEventsEncoded } from "./query/service.ts";
+import { getStatsWire, searchEventsWire } from "./query/query-wire-schema.ts";
+import { getStatsEncoded, queryService, searchEventsEncoded } from "./query/service.ts";
 import type { StoreClients } from "./store/client.ts";
 import type { QueryStreamer } from "./store/query-stream.ts";
 import type { StoreReadiness } from "./store/readiness.ts";
@@ -177,6 +177,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     binaryRoutes: (router) => {
       router.service(IngestServiceWire, ingest);
       router.rpc(searchEventsWire, searchEventsEncoded({ ...readDeps, config: config.query }));
+      router.rpc(getStatsWire, getStatsEncoded({ ...readDeps, config: config.query }));
     },
     log,
     // First is outermost: errors from auth are mapped too.

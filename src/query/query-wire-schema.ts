@@ -1,12 +1,22 @@
 /**
- * `auditlog.v1.QueryService` with SearchEvents answering with its events
- * already encoded (src/wire/encoded-events.ts) by `encodeEvent`
- * (src/query/event-encode.ts). Serves binary requests only.
+ * `auditlog.v1.QueryService` with the big repeated parts of two answers
+ * already encoded (src/wire/encoded-events.ts): SearchEvents' events, by
+ * `encodeEvent` (src/query/event-encode.ts), and GetStats' rows (src/query/stats.ts).
+ * Serves binary requests only; the other methods stay generated.
  */
 import type { Message } from "@bufbuild/protobuf";
 import type { GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { QueryService, SearchEventsRequestSchema, SearchEventsResponseSchema, file_auditlog_v1_query } from "../../gen/auditlog/v1/query_pb.js";
-import { encodedEventsVariant } from "../wire/encoded-events.ts";
+import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
+import {
+  GetStatsRequestSchema,
+  GetStatsResponseSchema,
+  QueryService,
+  SearchEventsRequestSchema,
+  SearchEventsResponseSchema,
+  StatsRowSchema,
+  file_auditlog_v1_query,
+} from "../../gen/auditlog/v1/query_pb.js";
+import { encodedFieldsVariant } from "../wire/encoded-events.ts";
 
 /** `auditlog.v1.SearchEventsResponse` with every event already encoded. */
 export type SearchEventsResponseWire = Message<"auditlog.v1.SearchEventsResponse"> & {
@@ -14,14 +24,26 @@ export type SearchEventsResponseWire = Message<"auditlog.v1.SearchEventsResponse
   nextPageToken: string;
 };
 
-const variant = encodedEventsVariant(file_auditlog_v1_query, QueryService, [SearchEventsResponseSchema]);
+/** `auditlog.v1.GetStatsResponse` with every row already encoded. */
+export type GetStatsResponseWire = Message<"auditlog.v1.GetStatsResponse"> & {
+  rows: Uint8Array[];
+  total: bigint;
+  fromRollup: boolean;
+};
+
+const variant = encodedFieldsVariant(file_auditlog_v1_query, QueryService, [
+  { message: SearchEventsResponseSchema, element: EventSchema },
+  { message: GetStatsResponseSchema, element: StatsRowSchema },
+]);
 
 export const SearchEventsResponseWireSchema = variant.message(SearchEventsResponseSchema.typeName) as GenMessage<SearchEventsResponseWire>;
+export const GetStatsResponseWireSchema = variant.message(GetStatsResponseSchema.typeName) as GenMessage<GetStatsResponseWire>;
 
-// Typed for SearchEvents only: the other methods are served by the generated service.
+// Typed for the two methods served from it; register each alone (`router.rpc`).
 const QueryServiceWire = variant.service as GenService<{
   searchEvents: { methodKind: "unary"; input: typeof SearchEventsRequestSchema; output: typeof SearchEventsResponseWireSchema };
+  getStats: { methodKind: "unary"; input: typeof GetStatsRequestSchema; output: typeof GetStatsResponseWireSchema };
 }>;
 
-/** The SearchEvents method of the variant: register it alone (`router.rpc`). */
 export const searchEventsWire = QueryServiceWire.method.searchEvents;
+export const getStatsWire = QueryServiceWire.method.getStats;

@@ -9,6 +9,7 @@ import {
   QueryService,
   SearchEventsResponseSchema,
   StatsDimension,
+  type GetStatsRequest,
   type SearchEventsRequest,
 } from "../../gen/auditlog/v1/query_pb.js";
 import { callerOf } from "../audit/caller.ts";
@@ -25,12 +26,12 @@ import { auditedExport } from "./audited-export.ts";
 import type { ExportDeps } from "./export.ts";
 import type { ExportFormatName } from "./export-sql.ts";
 import { filterConditions } from "./filter-sql.ts";
-import { getStats } from "./stats.ts";
+import { encodedStatsResponse, getStats, statsResponse } from "./stats.ts";
 import { getTimeline, listEventTypes } from "./catalog.ts";
 import { canonicalHash, decodePageToken, encodePageToken } from "./page-token.ts";
 import { auditedTail } from "../tail/audited-tail.ts";
 import { encodeEvents } from "./event-encode.ts";
-import { SearchEventsResponseWireSchema, type searchEventsWire } from "./query-wire-schema.ts";
+import { SearchEventsResponseWireSchema, type getStatsWire, type searchEventsWire } from "./query-wire-schema.ts";
 
 export interface QueryDeps extends ExportDeps, TailDeps {
   client: ClickHouseClient;
@@ -90,6 +91,23 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     ...otherQueries(deps),
   };
 }
+
+/** GetStats answering with its rows already encoded: the binary variant, as for SearchEvents. */
+export function getStatsEncoded(deps: QueryDeps): MethodImpl<typeof getStatsWire> {
+  return async (req, ctx) => encodedStatsResponse(await auditedStats(deps, req, ctx));
+}
+
+const auditedStats = (deps: QueryDeps, req: GetStatsRequest, ctx: HandlerContext) =>
+  audited(deps.recordRead, { ...readOf(ctx, "stats"), filter: req.filter }, async (note) => {
+    const principal = principalOf(ctx);
+    requirePermission(principal, "QueryService.GetStats");
+    note.scope = readScope(principal, req.filter?.tenantId ?? "");
+    note.details.group_by = req.groupBy.map((d) => StatsDimension[d]).join(",");
+    const result = await getStats(deps.client, note.scope, req);
+    note.details.result_count = String(result.rows.length);
+    note.details.from_rollup = String(result.fromRollup);
+    return result;
+  });
 
 function searchPages(deps: QueryDeps) {
   return (req: SearchEventsRequest, ctx: HandlerContext): Promise<SearchPage> =>
@@ -183,16 +201,7 @@ function otherQueries(deps: QueryDeps): Omit<ServiceImpl<typeof QueryService>, "
       }
     },
 
-    getStats: (req, ctx) => audited(deps.recordRead, { ...readOf(ctx, "stats"), filter: req.filter }, async (note) => {
-      const principal = principalOf(ctx);
-      requirePermission(principal, "QueryService.GetStats");
-      note.scope = readScope(principal, req.filter?.tenantId ?? "");
-      note.details.group_by = req.groupBy.map((d) => StatsDimension[d]).join(",");
-      const res = await getStats(deps.client, note.scope, req);
-      note.details.result_count = String(res.rows.length);
-      note.details.from_rollup = String(res.fromRollup);
-      return res;
-    }),
+    getStats: async (req, ctx) => statsResponse(await auditedStats(deps, req, ctx)),
 
     listEventTypes: (req, ctx) => audited(deps.recordRead, readOf(ctx, "types"), async (note) => {
       const principal = principalOf(ctx);

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { EventFilter } from "../../gen/auditlog/v1/event_pb.js";
 import {
@@ -13,6 +14,7 @@ import type { TenantScope } from "../auth/tenant-scope.ts";
 import { invalidArgument } from "../errors.ts";
 import { microsFromTimestamp, timestampFromMicros } from "../time.ts";
 import { filterConditions } from "./filter-sql.ts";
+import { GetStatsResponseWireSchema, type GetStatsResponseWire } from "./query-wire-schema.ts";
 
 const MAX_LIMIT = 10_000;
 const DEFAULT_LIMIT = 100;
@@ -71,7 +73,53 @@ function rollupAnswers(scope: TenantScope, filter: EventFilter | undefined, req:
   );
 }
 
-export async function getStats(client: ClickHouseClient, scope: TenantScope, req: GetStatsRequest): Promise<GetStatsResponse> {
+/** A stats answer as plain data, before it is a message (`statsResponse`) or bytes (`encodedStatsResponse`). */
+export interface StatsResult {
+  rows: { keys: string[]; bucketStartUs?: number; count: bigint; other: boolean }[];
+  total: bigint;
+  fromRollup: boolean;
+}
+
+export function statsResponse(result: StatsResult): GetStatsResponse {
+  return create(GetStatsResponseSchema, {
+    rows: result.rows.map((r) => create(StatsRowSchema, {
+      keys: r.keys,
+      bucketStart: r.bucketStartUs === undefined ? undefined : timestampFromMicros(r.bucketStartUs),
+      count: r.count,
+      other: r.other,
+    })),
+    total: result.total,
+    fromRollup: result.fromRollup,
+  });
+}
+
+/**
+ * The answer with each row encoded by hand (`toBinary(StatsRowSchema, row)`
+ * byte for byte): for binary requests, through the GetStats variant of
+ * src/query/query-wire-schema.ts. A stats answer has up to 10,000 rows, and
+ * protobuf-es took about 30 ms to encode 3,400 of them reflectively.
+ */
+export function encodedStatsResponse(result: StatsResult): GetStatsResponseWire {
+  return create(GetStatsResponseWireSchema, { rows: result.rows.map(encodeStatsRow), total: result.total, fromRollup: result.fromRollup });
+}
+
+function encodeStatsRow(row: StatsResult["rows"][number]): Uint8Array {
+  const w = new BinaryWriter();
+  for (const key of row.keys) w.tag(1, WireType.LengthDelimited).string(key);
+  if (row.bucketStartUs !== undefined) {
+    const seconds = Math.floor(row.bucketStartUs / 1_000_000);
+    const nanos = (row.bucketStartUs - seconds * 1_000_000) * 1000;
+    w.tag(2, WireType.LengthDelimited).fork();
+    if (seconds !== 0) w.tag(1, WireType.Varint).int64(seconds);
+    if (nanos !== 0) w.tag(2, WireType.Varint).int32(nanos);
+    w.join();
+  }
+  if (row.count !== 0n) w.tag(3, WireType.Varint).int64(row.count);
+  if (row.other) w.tag(4, WireType.Varint).bool(true);
+  return w.finish();
+}
+
+export async function getStats(client: ClickHouseClient, scope: TenantScope, req: GetStatsRequest): Promise<StatsResult> {
   if (req.limit < 0 || req.limit > MAX_LIMIT) throw invalidArgument(`limit must be within 1..${MAX_LIMIT} (0 means ${DEFAULT_LIMIT})`);
   const limit = req.limit || DEFAULT_LIMIT;
   if (new Set(req.groupBy).size !== req.groupBy.length) throw invalidArgument("group_by names a dimension twice");
@@ -105,13 +153,12 @@ export async function getStats(client: ClickHouseClient, scope: TenantScope, req
   const rows = await result.json<Record<string, string | number>>();
   const total = rows.length ? Number(rows[0].total) : 0;
   const shown = rows.reduce((sum, r) => sum + Number(r.n), 0);
-  const out = rows.map((r) =>
-    create(StatsRowSchema, {
-      keys: keys.map((_, i) => String(r[`k${i}`])),
-      bucketStart: byTime ? timestampFromMicros(Number(r.bucket) * 1_000_000) : undefined,
-      count: BigInt(r.n),
-    }),
-  );
-  if (total > shown) out.push(create(StatsRowSchema, { count: BigInt(total - shown), other: true }));
-  return create(GetStatsResponseSchema, { rows: out, total: BigInt(total), fromRollup });
+  const out: StatsResult["rows"] = rows.map((r) => ({
+    keys: keys.map((_, i) => String(r[`k${i}`])),
+    bucketStartUs: byTime ? Number(r.bucket) * 1_000_000 : undefined,
+    count: BigInt(r.n),
+    other: false,
+  }));
+  if (total > shown) out.push({ keys: [], count: BigInt(total - shown), other: true });
+  return { rows: out, total: BigInt(total), fromRollup };
 }

@@ -27,21 +27,27 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
 
-// The generated message, with `events` (field 1) turned into `repeated bytes`.
-// Cloned rather than written out, so that fields added to it later are carried over.
-function withEventsAsBytes(schema: DescMessage): DescriptorProto {
-  const proto = clone(DescriptorProtoSchema, schema.proto);
-  const events = proto.field.find((f) => f.number === 1);
+/** A message whose field 1, `repeated <element>`, is to stay encoded. */
+export interface EncodedField {
+  message: DescMessage;
+  element: DescMessage;
+}
+
+// The generated message, with field 1 turned into `repeated bytes`. Cloned
+// rather than written out, so that fields added to it later are carried over.
+function withElementsAsBytes({ message, element }: EncodedField): DescriptorProto {
+  const proto = clone(DescriptorProtoSchema, message.proto);
+  const field = proto.field.find((f) => f.number === 1);
   if (
-    events === undefined ||
-    events.label !== FieldDescriptorProto_Label.REPEATED ||
-    events.type !== FieldDescriptorProto_Type.MESSAGE ||
-    events.typeName !== `.${EventSchema.typeName}`
+    field === undefined ||
+    field.label !== FieldDescriptorProto_Label.REPEATED ||
+    field.type !== FieldDescriptorProto_Type.MESSAGE ||
+    field.typeName !== `.${element.typeName}`
   ) {
-    throw new Error(`${schema.typeName}: field 1 is no longer \`repeated ${EventSchema.typeName}\`; update src/wire/encoded-events.ts`);
+    throw new Error(`${message.typeName}: field 1 is no longer \`repeated ${element.typeName}\`; update src/wire/encoded-events.ts`);
   }
-  events.type = FieldDescriptorProto_Type.BYTES;
-  events.typeName = "";
+  field.type = FieldDescriptorProto_Type.BYTES;
+  field.typeName = "";
   return proto;
 }
 
@@ -55,6 +61,11 @@ export interface EncodedEventsVariant {
  * in the same file) carry their events as bytes.
  */
 export function encodedEventsVariant(file: DescFile, service: DescService, messages: DescMessage[]): EncodedEventsVariant {
+  return encodedFieldsVariant(file, service, messages.map((message) => ({ message, element: EventSchema })));
+}
+
+/** The same for any message whose field 1 is a repeated message (e.g. the rows of GetStatsResponse). */
+export function encodedFieldsVariant(file: DescFile, service: DescService, fields: EncodedField[]): EncodedEventsVariant {
   const wireFile = create(FileDescriptorProtoSchema, {
     name: file.proto.name.replace(/\.proto$/, "_encoded_events.proto"),
     package: file.proto.package,
@@ -62,7 +73,7 @@ export function encodedEventsVariant(file: DescFile, service: DescService, messa
     // The generated file provides the unchanged types; its own imports are
     // listed too, in case a changed message comes to use one of their types.
     dependency: [file.proto.name, ...file.proto.dependency],
-    messageType: messages.map(withEventsAsBytes),
+    messageType: fields.map(withElementsAsBytes),
     service: [clone(ServiceDescriptorProtoSchema, service.proto)],
   });
   const known = [file, ...file.dependencies];

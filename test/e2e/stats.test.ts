@@ -79,6 +79,17 @@ describe("GetStats", () => {
     expect({ ...fromRollup, fromRollup: true }).toEqual({ ...scanned, fromRollup: true });
   });
 
+  it("answers the same in every encoding (binary answers are encoded by our own code, JSON ones by protobuf-es)", async () => {
+    const [, req] = CASES[4];
+    const request = { ...req, filter: { ...OURS, ...req.filter } } as StatsRequest;
+    const binary = await stats(request);
+    expect(binary.rows.length).toBeGreaterThan(10);
+    for (const protocol of ["connect-json", "grpc", "grpc-web"] as const) {
+      const other = await connectClients(server.baseUrl, protocol).query.getStats(request, bearer(auditor));
+      expect(other, protocol).toEqual(binary);
+    }
+  });
+
   it("counts what a hand count of the ingested events says", async () => {
     const res = await stats({ filter: OURS, groupBy: [D.TYPE] });
     const want = new Map<string, number>();

@@ -1,4 +1,8 @@
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { GetStatsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
+import { GetStatsResponseWireSchema } from "../../src/query/query-wire-schema.ts";
+import { encodedStatsResponse, statsResponse, type StatsResult } from "../../src/query/stats.ts";
 import { parseDuration } from "../../src/auth/token.ts";
 import { uuidv7 } from "../../src/ingest/uuid7.ts";
 import { dateTime64, insertRowHead, insertRowJson, type EventRecord } from "../../src/store/event-row.ts";
@@ -121,5 +125,26 @@ describe("insert row text", () => {
     expect(insertRowJson({ ...linked, encoded: { canonicalBody: "", rowHead: insertRowHead(linked) } }, "2026-11-23 12:00:00.000001", 90)).toBe(
       insertRowJson(linked, "2026-11-23 12:00:00.000001", 90),
     );
+  });
+});
+
+describe("GetStats rows encoded by hand", () => {
+  it("are the bytes protobuf-es writes for the same answer", () => {
+    const result: StatsResult = {
+      rows: [
+        { keys: ["billing.invoice.paid", "SUCCESS"], bucketStartUs: 1_795_449_600_000_000, count: 42n, other: false },
+        { keys: ["", "ünïcødé ✓ 𝄞"], bucketStartUs: 0, count: 1n, other: false },
+        { keys: ["x"], bucketStartUs: -86_400_000_000, count: 9_007_199_254_740_993n, other: false },
+        { keys: ["y"], bucketStartUs: 1_500_000, count: 0n, other: false },
+        { keys: [], count: 7n, other: true },
+      ],
+      total: 9_007_199_254_741_043n,
+      fromRollup: true,
+    };
+    const ours = toBinary(GetStatsResponseWireSchema, encodedStatsResponse(result));
+    expect(Buffer.from(ours).toString("hex")).toBe(Buffer.from(toBinary(GetStatsResponseSchema, statsResponse(result))).toString("hex"));
+    expect(fromBinary(GetStatsResponseSchema, ours)).toEqual(statsResponse(result));
+    const empty: StatsResult = { rows: [], total: 0n, fromRollup: false };
+    expect(toBinary(GetStatsResponseWireSchema, encodedStatsResponse(empty))).toEqual(toBinary(GetStatsResponseSchema, statsResponse(empty)));
   });
 });
