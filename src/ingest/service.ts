@@ -12,7 +12,7 @@ import type { Admission } from "../limits/admission.ts";
 import type { EventRecord } from "../store/event-row.ts";
 import { nowMicros } from "../time.ts";
 import type { Batcher } from "./batcher.ts";
-import { encodeOnArrival, type PendingEvent } from "./commit.ts";
+import { encodeOnArrival, queuedWeight, type PendingEvent } from "./commit.ts";
 import { decodeEvent } from "./event-wire.ts";
 import type { IngestServiceWire } from "./ingest-wire-schema.ts";
 import { validateEvent } from "./validate.ts";
@@ -96,9 +96,10 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
   for (const { record } of prepared.pending) perTenant.set(record.tenantId, (perTenant.get(record.tenantId) ?? 0) + 1);
   // Charged before anything is queued: a refused request leaves nothing behind.
   deps.admission.chargeEvents(principal, perTenant);
-  for (const { record } of prepared.pending) {
-    deps.redact(record);
-    encodeOnArrival(record);
+  for (const event of prepared.pending) {
+    deps.redact(event.record);
+    encodeOnArrival(event.record);
+    event.bytes = queuedWeight(event.record, event.bytes);
   }
   return prepared;
 }
