@@ -51,7 +51,7 @@ async function rawGrpc(path: string, frames: Buffer): Promise<{ body: Buffer; co
 
 async function storedIds(): Promise<string[]> {
   const res = await search({ filter: { attributes: { batch: "bad-input" } }, pageSize: 1000 });
-  return res.json.events.map((e: { id: string }) => e.id).sort();
+  return (res.json.events ?? []).map((e: { id: string }) => e.id).sort();
 }
 
 describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
@@ -69,6 +69,20 @@ describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
     const res2 = await append({ events: [{ ...valid("wt2"), outcome: "MAYBE" }] });
     expect(res2.status).toBe(400);
     expect(res2.json.message).toMatch(/outcome/i);
+  });
+
+  it("rejects text with an unpaired UTF-16 surrogate, so nothing stored can fail to verify", async () => {
+    // JSON's \ud800 escape is the one way to send a lone surrogate (UTF-8 cannot
+    // encode one). Stored, it would become U+FFFD in ClickHouse and the event
+    // would no longer match its hash; protobuf-es refuses it while decoding.
+    const res = await append({ events: [valid("sur-0"), { ...valid("sur-1"), message: "card \ud800 declined" }] });
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe("invalid_argument");
+    expect(res.json.message).toMatch(/auditlog\.v1\.Event\.message.*invalid UTF8/);
+    expect(await storedIds()).not.toContain("sur-0");
+    const admin = await server.token("acme", ["admin"]);
+    const verified = await postJson(server.baseUrl, "auditlog.v1.IntegrityService/VerifyChain", { tenantId: "acme" }, admin);
+    expect(verified.json.ok).toBe(true);
   });
 
   it("rejects unknown fields instead of silently dropping them", async () => {
