@@ -21,17 +21,17 @@ try {
 } finally {
   removeDataDir(dataDir);
 }
-const ok = (r: CrashRound) => r.acknowledgedFound === r.acknowledged && r.duplicates === 0 && r.stored === r.sent && r.chainsOk;
+const ok = (r: CrashRound) => r.acknowledgedFound === r.acknowledged && r.duplicates === 0 && r.stored === r.sent && r.chainsOk && r.statsMatch;
 const rows = results.map(
   (r, i) =>
-    `| ${i + 1} | ${r.seed} | ${r.killAfterAcks} | ${r.acknowledged} | ${r.acknowledgedFound} | ${r.retried} | ${r.sent} | ${r.stored} | ${r.duplicates} | ${Math.round(r.restartMs)} | ${r.chainsOk ? "yes" : "NO"} | ${ok(r) ? "✓" : "✗"} |`,
+    `| ${i + 1} | ${r.seed} | ${r.killAfterAcks} | ${r.acknowledged} | ${r.acknowledgedFound} | ${r.retried} | ${r.sent} | ${r.stored} | ${r.duplicates} | ${Math.round(r.restartMs)} | ${r.chainsOk ? "yes" : "NO"} | ${r.statsMatch ? "yes" : "NO"} | ${ok(r) ? "✓" : "✗"} |`,
 );
 writeResults(`## Crash safety — ${new Date().toISOString().slice(0, 16)}Z
 
 ${environmentLine()}; ${rounds} rounds on one data directory, each: 4 Ingest streams (4 messages of 250 events) and 4 Append loops (250 events) at full speed, SIGKILL at a random point (after a random number of acknowledged events, plus 0–200 ms), restart, send the unacknowledged events again (same ids, as a client retries), read back by export.
 
-| round | seed | kill after acks | acknowledged | found after restart | retried | sent | stored | stored twice | restart ms | chains verify | |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|
+| round | seed | kill after acks | acknowledged | found after restart | retried | sent | stored | stored twice | restart ms | chains verify | stats = events | |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|
 ${rows.join("\n")}
 `);
 process.exit(results.every(ok) ? 0 : 1);

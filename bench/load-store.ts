@@ -9,7 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import { loadConfig } from "../src/config.ts";
 import { validateEvent } from "../src/ingest/validate.ts";
-import { dateTime64, toInsertRow } from "../src/store/event-row.ts";
+import { dateTime64, INSERT_COLUMNS, toInsertRow } from "../src/store/event-row.ts";
 import { openStoreClient } from "../src/store/client.ts";
 import { insertEventRows } from "../src/store/event-writes.ts";
 import { migrate } from "../src/store/schema.ts";
@@ -32,12 +32,16 @@ const pool = Array.from({ length: POOL }, (_, i) => {
 
 const started = performance.now();
 const BATCH = 50_000;
+const RECEIVED_AT = INSERT_COLUMNS.indexOf("received_at");
 for (let done = 0; done < total; done += BATCH) {
   const rows = [];
   for (let n = done; n < Math.min(done + BATCH, total); n++) {
     const row = [...pool[n % POOL]];
     row[1] = `${row[1]}-${n}`;
     row[2] = dateTime64(nowUs - Math.floor(((total - n) / total) * spanUs));
+    // Batches committed a second apart, as the service would stamp them (the
+    // start-up repair then checks one batch, not the whole store).
+    row[RECEIVED_AT] = dateTime64(nowUs - Math.ceil((total - done) / BATCH) * 1_000_000);
     rows.push(row);
   }
   await insertEventRows(insertRows, rows);

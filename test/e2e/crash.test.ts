@@ -6,7 +6,7 @@ const dataDir = tempDataDir();
 afterAll(() => removeDataDir(dataDir));
 
 describe("SIGKILL while several streams ingest at full speed", () => {
-  it("loses no acknowledged event, stores none twice even when the client retries, and reopens a store whose chains verify", async () => {
+  it("loses no acknowledged event, stores none twice even when the client retries, and reopens a store whose chains verify and whose stats equal its events", async () => {
     const seed = Date.now() % 1_000_000;
     const round = await crashRound({ dataDir, round: 1, seed, streams: 3, perMessage: 200 });
     const context = `seed ${seed}, killed after ${round.killAfterAcks} acknowledged events`;
@@ -16,5 +16,6 @@ describe("SIGKILL while several streams ingest at full speed", () => {
     // Sending the unacknowledged events again stores each exactly once too.
     expect(round.stored, context).toBe(round.sent);
     expect(round.chainsOk, context).toBe(true);
+    expect(round.statsMatch, context).toBe(true);
   });
 });
