@@ -52,6 +52,15 @@ function writeWithBackpressure(res: NodeServerResponse, chunk: Uint8Array, signa
  * status and a Connect-style JSON body; a failure mid-file aborts the
  * transfer, so a truncated file never looks complete.
  */
+function trueOrFalse(params: URLSearchParams, name: string): boolean {
+  const values = params.getAll(name);
+  if (values.length === 0) return false;
+  if (values.length > 1 || (values[0] !== "true" && values[0] !== "false")) {
+    throw invalidArgument(`${name} must be given once, as true or false`);
+  }
+  return values[0] === "true";
+}
+
 export function exportRoute(deps: ExportRouteDeps) {
   return async (req: NodeServerRequest, res: NodeServerResponse, url: URL): Promise<void> => {
     const abort = new AbortController();
@@ -62,9 +71,10 @@ export function exportRoute(deps: ExportRouteDeps) {
       const principal = await deps.verify(bearerToken(headerReader(req).get("authorization")));
       const format = url.searchParams.get("format") ?? "ndjson";
       if (!isFormat(format)) throw invalidArgument(`format must be one of ${Object.keys(EXPORT_MEDIA).join(", ")}, got ${JSON.stringify(format)}`);
-      const filter = filterFromParams(url.searchParams, ["format"]);
+      const filter = filterFromParams(url.searchParams, ["format", "csv_formula_safe"]);
+      const formulaSafe = trueOrFalse(url.searchParams, "csv_formula_safe");
       const caller = callerFromHeaders(headerReader(req), plainAddress(req.socket.remoteAddress));
-      parts = auditedExport(deps, { principal, caller, filter, format, signal: abort.signal });
+      parts = auditedExport(deps, { principal, caller, filter, format, formulaSafe, signal: abort.signal });
       const first = await parts.next();
       if (first.done || !("contentType" in first.value)) throw new Error("an export starts with its media type");
       res.writeHead(200, {

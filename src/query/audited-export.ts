@@ -13,6 +13,8 @@ export interface AuditedExportRequest {
   caller: CallerInfo;
   filter: EventFilter | undefined;
   format: ExportFormatName;
+  /** CSV only: quote text cells a spreadsheet would take for formulas. */
+  formulaSafe?: boolean;
   signal: AbortSignal;
 }
 
@@ -37,7 +39,7 @@ export async function* auditedExport(deps: ExportDeps & { recordRead: RecordRead
   try {
     requirePermission(req.principal, "QueryService.ExportEvents");
     note.scope = readScope(req.principal, req.filter?.tenantId ?? "");
-    opened = await openExport(deps, { scope: note.scope, filter: req.filter, format: req.format, signal: req.signal });
+    opened = await openExport(deps, { scope: note.scope, filter: req.filter, format: req.format, formulaSafe: req.formulaSafe, signal: req.signal });
     progress = opened.progress;
     // Fail closed: no byte leaves before the export is on record.
     await deps.recordRead({ ...base, scope: note.scope, details: { format: req.format, phase: "opened" } });

@@ -140,6 +140,19 @@ const PARQUET_COLUMNS = `id, tenant_id, time, utc_offset_minutes, type, action,
   source, request_id, message, CAST(attributes, 'Map(String, String)') AS attributes, before, after, received_at,
   chain_id, seq, prev_hash, hash, checkpoint_signature, checkpoint_key_id`;
 
+/**
+ * CSV columns whose text is ours or a number, never a producer's free text:
+ * left alone by the formula-safe option (a "-60" offset must stay a number).
+ */
+const NOT_FREE_TEXT = new Set(["tenant_id", "time", "utc_offset_minutes", "outcome", "severity", "received_at", "chain_id", "seq", "prev_hash", "hash", "checkpoint.signature", "checkpoint.key_id"]);
+
+/**
+ * A text cell a spreadsheet would evaluate (it starts with =, +, -, @, a tab
+ * or a carriage return) gets a leading single quote: OWASP's advice against
+ * CSV injection. The rest of the cell is unchanged.
+ */
+const formulaSafe = (sql: string) => `if(match(${sql}, '^[-=+@\\t\\r]'), concat('\\'', ${sql}), ${sql})`;
+
 /** RFC 4180: quote every field, double the quotes inside. */
 const csvField = (value: string) => `"${value.replaceAll('"', '""')}"`;
 
@@ -155,7 +168,12 @@ export interface ExportSelect {
  * of the exported events (sorted); each becomes an `attributes.<key>` column,
  * or, past MAX_CSV_ATTRIBUTE_COLUMNS, one `attributes` column of JSON.
  */
-export function exportSelect(format: ExportFormatName, where: Conditions, attributeKeys: string[] = []): ExportSelect {
+export function exportSelect(
+  format: ExportFormatName,
+  where: Conditions,
+  attributeKeys: string[] = [],
+  options: { formulaSafe: boolean } = { formulaSafe: false },
+): ExportSelect {
   if (format === "ndjson") return { columns: NDJSON_LINE, preamble: "" };
   if (format === "parquet") return { columns: PARQUET_COLUMNS, preamble: "" };
   const headers = CSV_COLUMNS.map(([header]) => header);
@@ -169,7 +187,8 @@ export function exportSelect(format: ExportFormatName, where: Conditions, attrib
       columns.push(`attributes[${where.param("String", key)}]`);
     }
   }
-  return { columns: columns.join(", "), preamble: headers.map(csvField).join(",") + "\r\n" };
+  const cells = options.formulaSafe ? columns.map((sql, i) => (NOT_FREE_TEXT.has(headers[i]) ? sql : formulaSafe(sql))) : columns;
+  return { columns: cells.join(", "), preamble: headers.map(csvField).join(",") + "\r\n" };
 }
 
 /** Constant settings for every export: modest blocks keep each streamed chunk a few MiB. */

@@ -16,6 +16,8 @@ export interface ExportRequest {
   scope: TenantScope;
   filter: EventFilter | undefined;
   format: ExportFormatName;
+  /** CSV only: quote text cells a spreadsheet would take for formulas (see exportSelect). */
+  formulaSafe?: boolean;
   signal: AbortSignal;
 }
 
@@ -54,7 +56,7 @@ export async function openExport(deps: ExportDeps, req: ExportRequest): Promise<
   const snapshotUs = deps.settledUs();
   where.add(`received_at <= fromUnixTimestamp64Micro(${where.param("Int64", snapshotUs)}, 'UTC')`);
   const keys = req.format === "csv" ? await attributeKeys(deps.client, where) : [];
-  const select = exportSelect(req.format, where, keys);
+  const select = exportSelect(req.format, where, keys, { formulaSafe: req.formulaSafe ?? false });
   const { sql, params } = where.build();
   const media = EXPORT_MEDIA[req.format];
   const source = deps.stream({

@@ -189,7 +189,7 @@ function otherQueries(deps: QueryDeps): Omit<ServiceImpl<typeof QueryService>, "
     async *exportEvents(req, ctx) {
       const format = FORMAT_NAMES[req.format];
       if (!format) throw invalidArgument(`format ${req.format} is not one of EXPORT_FORMAT_NDJSON, EXPORT_FORMAT_CSV, EXPORT_FORMAT_PARQUET`);
-      const parts = auditedExport(deps, { ...readOf(ctx, "export"), filter: req.filter, format, signal: ctx.signal });
+      const parts = auditedExport(deps, { ...readOf(ctx, "export"), filter: req.filter, format, formulaSafe: req.csvFormulaSafe, signal: ctx.signal });
       for await (const part of parts) {
         if ("contentType" in part) {
           yield create(ExportEventsResponseSchema, { contentType: part.contentType, fileName: part.fileName });

@@ -138,6 +138,7 @@ describe("GET /v1/export", () => {
     ["an unknown parameter", "tpye=x", "auditor", 400, "invalid_argument", /unknown query parameter "tpye"/],
     ["a malformed query", "q=type:x%20(", "auditor", 400, "invalid_argument", /query: expected a term at position 9/],
     ["an unknown outcome", "outcome=MAYBE", "auditor", 400, "invalid_argument", /outcome must be one of SUCCESS, FAILURE/],
+    ["a formula-safe flag that is not true or false", "format=csv&csv_formula_safe=yes", "auditor", 400, "invalid_argument", /csv_formula_safe must be given once, as true or false/],
   ])("refuses %s with a clear JSON error", async (_, query, who, status, code, message) => {
     const token = who === "writer" ? await server.token("exp", ["writer"]) : who === "auditor" ? auditor : "";
     const res = await fetch(`${server.baseUrl}/v1/export?${query}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
@@ -162,6 +163,53 @@ describe("GET /v1/export", () => {
     const reads = await searchAllJson(clients, auditor, { types: ["auditlog.read.export"], attributes: { ended: "cancelled" } });
     expect(reads).toHaveLength(1);
     expect(Number((reads[0].attributes as any).bytes)).toBeLessThan(full);
+  });
+});
+
+describe("CSV for spreadsheets (csv_formula_safe)", () => {
+  const FORMULAS = "formula-test";
+  beforeAll(async () => {
+    const writer = await server.token("exp", ["writer"]);
+    await appendAll(clients, writer, [
+      sampleEvent(1, {
+        id: "formula-1",
+        source: FORMULAS,
+        utcOffsetMinutes: -300,
+        message: '=HYPERLINK("http://evil.example","click")',
+        actor: { id: "+1-555-0100", name: "@SUM(A1:A9)" },
+        resource: { type: "account", id: "-2+3", name: "\tcmd" },
+        attributes: { amount: "-12.50", note: "\rlead", plain: "a = b" },
+      }),
+    ]);
+  });
+  const rows = async (query: string) => parseCsv(await (await download(`format=csv&source=${FORMULAS}${query}`)).text(), { columns: true }) as Record<string, string>[];
+
+  it("quotes every text cell a spreadsheet would evaluate, and only those, when asked", async () => {
+    const [safe] = await rows("&csv_formula_safe=true");
+    expect(safe).toMatchObject({
+      message: `'=HYPERLINK("http://evil.example","click")`,
+      "actor.id": "'+1-555-0100",
+      "actor.name": "'@SUM(A1:A9)",
+      "resource.id": "'-2+3",
+      "resource.name": "'\tcmd",
+      "attributes.amount": "'-12.50",
+      "attributes.note": "'\rlead",
+      // Not a formula: left alone. Numbers and our own columns are never touched.
+      "attributes.plain": "a = b",
+      "resource.type": "account",
+      utc_offset_minutes: "-300",
+      id: "formula-1",
+    });
+  });
+
+  it("is off by default: an export is the record, verbatim; the RPC takes the same option", async () => {
+    const [verbatim] = await rows("");
+    expect(verbatim.message).toBe('=HYPERLINK("http://evil.example","click")');
+    expect(verbatim["attributes.amount"]).toBe("-12.50");
+    const chunks: Uint8Array[] = [];
+    const request = { filter: { sources: [FORMULAS] }, format: ExportFormat.CSV, csvFormulaSafe: true };
+    for await (const msg of clients.query.exportEvents(request, bearer(auditor))) chunks.push(msg.data);
+    expect(Buffer.concat(chunks).toString("utf8")).toBe(await (await download(`format=csv&source=${FORMULAS}&csv_formula_safe=true`)).text());
   });
 });
 
