@@ -1,8 +1,8 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
 import { unavailable } from "../errors.ts";
-import { dateTime64, insertRowHead, insertRowJson, type EventRecord } from "../store/event-row.ts";
-import { canonicalBody } from "../integrity/canonical.ts";
+import { dateTime64, insertRowJson, type EventRecord } from "../store/event-row.ts";
+import { arrivalEncoding } from "./arrival-encoding.ts";
 import type { RowInserter } from "../store/client.ts";
 import { findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
 import type { Chainer } from "../integrity/chainer.ts";
@@ -41,7 +41,7 @@ export function queuedWeight(record: EventRecord, utf8Bytes: number): number {
  * alongside the insert in flight instead of in the one-batch-at-a-time commit.
  */
 export function encodeOnArrival(r: EventRecord): void {
-  r.encoded = { canonicalBody: canonicalBody(r), rowHead: insertRowHead(r) };
+  r.encoded = arrivalEncoding(r);
 }
 
 /** Events of one committed batch, all stamped with the same `receivedAtUs`. */

@@ -20,7 +20,7 @@ export function jcs(value: unknown): string {
 }
 
 /** A state document's canonical JSON: its text parsed (so formatting does not matter) and re-serialized by JCS, or null. */
-const state = (text: string) => (text === "" ? "null" : jcs(JSON.parse(text)));
+export const canonicalState = (text: string) => (text === "" ? "null" : jcs(JSON.parse(text)));
 
 /** Keys JS engines order numerically in objects ("7", "42"): JSON.stringify would not keep them sorted. */
 const INDEX_LIKE = /^(0|[1-9]\d*)$/;
@@ -30,7 +30,7 @@ const INDEX_LIKE = /^(0|[1-9]\d*)$/;
  * serializes sorted through the native JSON.stringify, unless a key looks
  * like an array index.
  */
-function sortedMap(map: Record<string, string>): string {
+export function canonicalMap(map: Record<string, string>): string {
   const keys = Object.keys(map).sort();
   if (keys.some((k) => INDEX_LIKE.test(k))) return jcs(map);
   const sorted: Record<string, string> = {};
@@ -63,7 +63,7 @@ export function canonicalBody(r: EventRecord): string {
     outcomeName(r.outcome), severityName(r.severity), r.actorId, r.actorType, r.actorName, r.actorSessionId, r.actorIp,
     r.actorUserAgent, r.resourceType, r.resourceId, r.resourceName, r.source, r.requestId, r.message,
   ]);
-  return `${scalars.slice(1, -1)},${sortedMap(r.attributes)},${state(r.before)},${state(r.after)}`;
+  return `${scalars.slice(1, -1)},${canonicalMap(r.attributes)},${canonicalState(r.before)},${canonicalState(r.after)}`;
 }
 
 /** SHA-256 of the UTF-8 text prev_hash ‖ canonical (prev_hash as its 64 lower-case hex digits), in hex. */

@@ -1,0 +1,31 @@
+import { canonicalMap, canonicalState } from "../integrity/canonical.ts";
+import { dateTime64, outcomeName, severityName, type EventRecord } from "../store/event-row.ts";
+
+/**
+ * Both encodings an event gets on arrival (`EventRecord.encoded`), made in one
+ * pass: the middle of its canonical form (`canonicalBody`,
+ * src/integrity/canonical.ts) and the head of its row (`insertRowHead`,
+ * src/store/event-row.ts). The two share their longest run of fields, `type`
+ * to `message`, which is escaped once here, and the attributes, serialized
+ * once in canonical (sorted) order: a ClickHouse Map keeps whatever order it
+ * is given, and no reader depends on it. Escaping and serializing each of
+ * these twice was about a third of the arrival encoding's cost, most of it
+ * garbage.
+ *
+ * test/unit/arrival-encoding.test.ts checks that the canonical body is
+ * byte-identical to `canonicalBody` and the row holds the same values as
+ * `insertRowHead`'s.
+ */
+export function arrivalEncoding(r: EventRecord): { canonicalBody: string; rowHead: string } {
+  const shared = JSON.stringify([
+    r.type, r.action, outcomeName(r.outcome), severityName(r.severity),
+    r.actorId, r.actorType, r.actorName, r.actorSessionId, r.actorIp, r.actorUserAgent,
+    r.resourceType, r.resourceId, r.resourceName, r.source, r.requestId, r.message,
+  ]).slice(1, -1);
+  const id = JSON.stringify(r.id);
+  const attributes = canonicalMap(r.attributes);
+  return {
+    canonicalBody: `${id},${r.timeUs},${r.utcOffsetMinutes},${shared},${attributes},${canonicalState(r.before)},${canonicalState(r.after)}`,
+    rowHead: `[${JSON.stringify(r.tenantId)},${id},"${dateTime64(r.timeUs)}",${r.utcOffsetMinutes},${shared},${attributes},${JSON.stringify(r.before)},${JSON.stringify(r.after)}`,
+  };
+}
