@@ -145,7 +145,7 @@ describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
     expect(text).toContain("grpc-status: 8");
   });
 
-  it.each(["connect-binary", "connect-json", "grpc"] as const)(
+  it.each(["connect-binary", "connect-json", "grpc", "grpc-web"] as const)(
     "rejects a body over the size limit with RESOURCE_EXHAUSTED over %s",
     async (protocol) => {
       const { ingest } = connectClients(server.baseUrl, protocol);
