@@ -132,7 +132,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       maxOutstandingBytes: config.ingest.queueMaxBytes,
     },
     committer.commit,
-    (event) => event.bytes,
+    (event) => event.weight,
   );
   const recordRead = createReadAuditor({
     batcher,

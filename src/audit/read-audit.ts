@@ -88,7 +88,7 @@ export function createReadAuditor(deps: {
     if (!result.ok) throw new Error(`read audit event is invalid: ${result.invalid.field}: ${result.invalid.reason}`);
     deps.redact(result.record);
     encodeOnArrival(result.record);
-    const { committed } = await deps.batcher.submit([{ record: result.record, clientId: false, bytes: queuedWeight(result.record, result.bytes) }], {
+    const { committed } = await deps.batcher.submit([{ record: result.record, clientId: false, bytes: result.bytes, weight: queuedWeight(result.record, result.bytes) }], {
       maxDelayMs: deps.maxDelayMs,
     });
     committed.catch((err) => deps.log.error({ err, operation, tenant }, "the audit event of a read was not stored"));

@@ -12,8 +12,10 @@ export interface PendingEvent {
   record: EventRecord;
   /** Only client-chosen ids can repeat; server-made UUIDv7s need no lookup. */
   clientId: boolean;
-  /** What the queued event holds in memory (`queuedWeight`): its weight in the batcher's bound. */
+  /** UTF-8 size of the event (what a live tail's queue counts). */
   bytes: number;
+  /** What the queued event holds in memory (`queuedWeight`): its weight in the batcher's bound. */
+  weight: number;
 }
 
 /**

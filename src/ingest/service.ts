@@ -89,7 +89,7 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
       prepared.rejections.push(create(EventRejectionSchema, { index, ...result.invalid, code: "invalid_argument" }));
       return;
     }
-    prepared.pending.push({ record: result.record, clientId: result.clientId, bytes: result.bytes });
+    prepared.pending.push({ record: result.record, clientId: result.clientId, bytes: result.bytes, weight: 0 });
     prepared.positions.push(i);
   });
   const perTenant = new Map<string, number>();
@@ -99,7 +99,7 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
   for (const event of prepared.pending) {
     deps.redact(event.record);
     encodeOnArrival(event.record);
-    event.bytes = queuedWeight(event.record, event.bytes);
+    event.weight = queuedWeight(event.record, event.bytes);
   }
   return prepared;
 }
@@ -152,8 +152,8 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
         // bounding memory: when the queue is full, this stream is not read.
         const { committed } = await deps.batcher.submit(prepared.pending);
         if (deps.log.isLevelEnabled("debug")) {
-          const bytes = prepared.pending.reduce((n, p) => n + p.bytes, 0);
-          deps.log.debug({ rpc: "Ingest", admitted: prepared.pending.length, bytes }, "events admitted");
+          const weight = prepared.pending.reduce((n, p) => n + p.weight, 0);
+          deps.log.debug({ rpc: "Ingest", admitted: prepared.pending.length, weight }, "events admitted");
         }
         committed.catch((err) => (failure ??= err));
         commits.push(committed);

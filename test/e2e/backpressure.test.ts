@@ -47,7 +47,7 @@ describe("backpressure", () => {
     const firstCommit = sequence.findIndex((l) => l.msg === "batch committed");
     expect(firstCommit).toBeGreaterThan(0);
     const before = sequence.slice(0, firstCommit);
-    expect(before.reduce((n, l) => n + Number(l.bytes), 0)).toBeLessThanOrEqual(QUEUE_BYTES);
+    expect(before.reduce((n, l) => n + Number(l.weight), 0)).toBeLessThanOrEqual(QUEUE_BYTES);
     expect(before.reduce((n, l) => n + Number(l.admitted), 0)).toBeLessThan(5000);
     expect(sequence.filter((l) => l.msg === "batch committed").reduce((n, l) => n + Number(l.inserted), 0)).toBe(5000);
   });
