@@ -46,12 +46,7 @@ function writeWithBackpressure(res: NodeServerResponse, chunk: Uint8Array, signa
   });
 }
 
-/**
- * `GET /v1/export?format=csv|ndjson|parquet&<filter parameters>`: the export
- * as a file download. Errors found before the first byte get their HTTP
- * status and a Connect-style JSON body; a failure mid-file aborts the
- * transfer, so a truncated file never looks complete.
- */
+/** A flag parameter: absent (false), or once as "true" or "false". */
 function trueOrFalse(params: URLSearchParams, name: string): boolean {
   const values = params.getAll(name);
   if (values.length === 0) return false;
@@ -61,6 +56,12 @@ function trueOrFalse(params: URLSearchParams, name: string): boolean {
   return values[0] === "true";
 }
 
+/**
+ * `GET /v1/export?format=csv|ndjson|parquet&<filter parameters>`: the export
+ * as a file download. Errors found before the first byte get their HTTP
+ * status and a Connect-style JSON body; a failure mid-file aborts the
+ * transfer, so a truncated file never looks complete.
+ */
 export function exportRoute(deps: ExportRouteDeps) {
   return async (req: NodeServerRequest, res: NodeServerResponse, url: URL): Promise<void> => {
     const abort = new AbortController();

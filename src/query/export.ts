@@ -1,6 +1,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { EventFilter } from "../../gen/auditlog/v1/event_pb.js";
 import type { TenantScope } from "../auth/tenant-scope.ts";
+import { invalidArgument } from "../errors.ts";
 import type { QueryStreamer } from "../store/query-stream.ts";
 import { EXPORT_MEDIA, EXPORT_ORDER, exportSelect, exportSettings, MAX_CSV_ATTRIBUTE_COLUMNS, type ExportFormatName } from "./export-sql.ts";
 import { filterConditions, type Conditions } from "./filter-sql.ts";
@@ -52,6 +53,9 @@ const fileStamp = (us: number) => new Date(us / 1000).toISOString().replace(/[-:
  * long export from growing while it runs.
  */
 export async function openExport(deps: ExportDeps, req: ExportRequest): Promise<OpenedExport> {
+  if (req.formulaSafe && req.format !== "csv") {
+    throw invalidArgument(`csv_formula_safe applies to CSV exports only, not ${req.format}; drop it or ask for format csv`);
+  }
   const where = filterConditions(req.scope, req.filter);
   const snapshotUs = deps.settledUs();
   where.add(`received_at <= fromUnixTimestamp64Micro(${where.param("Int64", snapshotUs)}, 'UTC')`);

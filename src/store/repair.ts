@@ -15,13 +15,18 @@ const WINDOW = "INTERVAL 10 SECOND";
  * Only the newest insert can be affected: inserts run one at a time per
  * process, each after the previous one committed.
  *
- * The rollups are repaired only on the embedded store (`rollups`). Their
- * repair adds counts, so on a server shared with instances that are
- * inserting, it could count a batch whose view part is merely a few
- * milliseconds behind; `event_ids` and `checkpoints` only gain duplicate rows
- * in that case, which change nothing.
+ * The rollups are repaired only on the embedded store (`rollups`): their
+ * repair adds counts, and on a server shared with instances that are
+ * inserting, the newest batch may be another instance's whose view part is
+ * merely a few milliseconds behind; `event_ids` and `checkpoints` only gain
+ * duplicate rows in that case, which change nothing.
  */
-export async function repairDerivedTables(client: ClickHouseClient, log: Logger, options: { rollups: boolean }): Promise<void> {
+export async function repairDerivedTables(
+  client: ClickHouseClient,
+  log: Logger,
+  /** Repair the rollups too (the embedded store), whose rows live this long. */
+  rollups?: { retentionDays: number },
+): Promise<void> {
   const statements: Record<string, string> = {
     event_ids: `INSERT INTO event_ids (tenant_id, id, received_at)
       SELECT tenant_id, id, toDateTime(received_at) FROM events
@@ -32,7 +37,7 @@ export async function repairDerivedTables(client: ClickHouseClient, log: Logger,
       WHERE checkpoint_signature != '' AND received_at >= (SELECT max(time) FROM checkpoints) - ${WINDOW}
         AND (tenant_id, chain_id, seq) NOT IN (SELECT tenant_id, chain_id, seq FROM checkpoints WHERE time >= (SELECT max(time) FROM checkpoints) - ${WINDOW})`,
   };
-  if (options.rollups) Object.assign(statements, ROLLUP_REPAIRS);
+  if (rollups) Object.assign(statements, rollupRepairs(rollups.retentionDays));
   for (const [table, query] of Object.entries(statements)) {
     const before = await count(client, table);
     await client.command({ query });
@@ -42,46 +47,52 @@ export async function repairDerivedTables(client: ClickHouseClient, log: Logger,
 }
 
 /**
- * Each rollup row that the newest batch touches is recounted from the events
- * and topped up by what it lacks. On the embedded store one process commits
- * one batch at a time, all its events stamped with one `received_at`, so the
- * newest stamp is exactly the batch a crash can have cut short. A rollup never
- * holds more than the events (a view part exists only after its events'
- * part), except where retention has since removed events: there a missing
- * batch can be under-counted, never over-counted.
+ * The rollups' repair looks at the newest batch only: on the embedded store
+ * one process commits one batch at a time, all its events stamped with one
+ * `received_at`, so the newest stamp is exactly the batch a crash can have
+ * cut short.
+ *
+ * - The hourly rollup: each row the batch touches is recounted from the
+ *   events and topped up by what it lacks. A rollup never holds more than
+ *   the events (a view part exists only after its events' part), except
+ *   where retention has removed events since: there a missing batch can be
+ *   under-counted, never over-counted. Hours the rollup's own TTL has
+ *   dropped are left alone (their events may outlive them).
+ * - The catalog counts every event ever seen, retention or not, so counting
+ *   again cannot tell; each of its rows carries the newest commit time it
+ *   has counted (`last_received_at`), and a type whose marker is older than
+ *   the batch gets the batch's own aggregates.
  */
 const NEWEST_BATCH = "received_at = (SELECT max(received_at) FROM events)";
-const HOURS_TOUCHED = `SELECT DISTINCT tenant_id, toDateTime(toStartOfHour(time)) FROM events WHERE ${NEWEST_BATCH}`;
-const TYPES_TOUCHED = `SELECT DISTINCT tenant_id, type FROM events WHERE ${NEWEST_BATCH}`;
 const HOURLY_KEY = "tenant_id, hour, type, action, severity, outcome, source";
-const ROLLUP_REPAIRS = {
-  events_hourly: `INSERT INTO events_hourly (${HOURLY_KEY}, events)
-    SELECT ${HOURLY_KEY}, stored.n - rolled.n FROM (
-      SELECT tenant_id, toDateTime(toStartOfHour(time)) AS hour, type, action, severity, outcome, source, count() AS n FROM events
-      WHERE (tenant_id, toDateTime(toStartOfHour(time))) IN (${HOURS_TOUCHED})
-      GROUP BY ${HOURLY_KEY}
-    ) AS stored
-    LEFT JOIN (
-      SELECT ${HOURLY_KEY}, sum(events) AS n FROM events_hourly
-      WHERE (tenant_id, hour) IN (${HOURS_TOUCHED})
-      GROUP BY ${HOURLY_KEY}
-    ) AS rolled USING (${HOURLY_KEY})
-    WHERE stored.n > rolled.n`,
-  // Counts are recounted over all of a type's events; first and last seen and
-  // the attribute keys merge by min, max and union, so the batch's own suffice.
-  event_types: `INSERT INTO event_types (tenant_id, type, events, first_seen, last_seen, attribute_keys)
-    SELECT tenant_id, type, stored.n - rolled.n, recent.first_seen, recent.last_seen, recent.attribute_keys FROM (
-      SELECT tenant_id, type, min(time) AS first_seen, max(time) AS last_seen,
-        groupUniqArrayArray(arrayMap(k -> toString(k), mapKeys(attributes))) AS attribute_keys
-      FROM events WHERE ${NEWEST_BATCH} GROUP BY tenant_id, type
-    ) AS recent
-    INNER JOIN (
-      SELECT tenant_id, type, count() AS n FROM events WHERE (tenant_id, type) IN (${TYPES_TOUCHED}) GROUP BY tenant_id, type
-    ) AS stored USING (tenant_id, type)
-    LEFT JOIN (
-      SELECT tenant_id, type, sum(events) AS n FROM event_types WHERE (tenant_id, type) IN (${TYPES_TOUCHED}) GROUP BY tenant_id, type
-    ) AS rolled USING (tenant_id, type)
-    WHERE stored.n > rolled.n`,
+const rollupRepairs = (retentionDays: number) => {
+  const hoursTouched = `SELECT DISTINCT tenant_id, toDateTime(toStartOfHour(time)) AS hour FROM events
+    WHERE ${NEWEST_BATCH} AND hour > now() - INTERVAL ${retentionDays} DAY`;
+  return {
+    events_hourly: `INSERT INTO events_hourly (${HOURLY_KEY}, events)
+      SELECT ${HOURLY_KEY}, stored.n - rolled.n FROM (
+        SELECT tenant_id, toDateTime(toStartOfHour(time)) AS hour, type, action, severity, outcome, source, count() AS n FROM events
+        WHERE (tenant_id, toDateTime(toStartOfHour(time))) IN (${hoursTouched})
+        GROUP BY ${HOURLY_KEY}
+      ) AS stored
+      LEFT JOIN (
+        SELECT ${HOURLY_KEY}, sum(events) AS n FROM events_hourly
+        WHERE (tenant_id, hour) IN (${hoursTouched})
+        GROUP BY ${HOURLY_KEY}
+      ) AS rolled USING (${HOURLY_KEY})
+      WHERE stored.n > rolled.n`,
+    event_types: `INSERT INTO event_types (tenant_id, type, events, first_seen, last_seen, attribute_keys, last_received_at)
+      SELECT tenant_id, type, count(), min(time), max(time),
+        groupUniqArrayArray(arrayMap(k -> toString(k), mapKeys(attributes))), max(received_at)
+      FROM events
+      WHERE ${NEWEST_BATCH} AND (tenant_id, type) NOT IN (
+        SELECT tenant_id, type FROM event_types
+        WHERE (tenant_id, type) IN (SELECT DISTINCT tenant_id, type FROM events WHERE ${NEWEST_BATCH})
+        GROUP BY tenant_id, type
+        HAVING max(last_received_at) >= (SELECT max(received_at) FROM events)
+      )
+      GROUP BY tenant_id, type`,
+  };
 };
 
 async function count(client: ClickHouseClient, table: string): Promise<number> {

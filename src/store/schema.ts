@@ -163,6 +163,13 @@ ENGINE = ReplacingMergeTree(update_time)
 ORDER BY tenant_id
 SETTINGS fsync_after_insert = ${config.fsync ? 1 : 0}${policy(config)}`;
 
+/**
+ * The newest commit time each catalog row has counted: after a crash, a
+ * batch the catalog lacks is one committed after its marker (src/store/repair.ts).
+ * Added after the first release.
+ */
+const CATALOG_MARKER = "last_received_at SimpleAggregateFunction(max, DateTime64(6, 'UTC'))";
+
 const SEVERITY_ENUM = "Enum8('UNSPECIFIED' = 0, 'INFO' = 1, 'WARNING' = 2, 'ERROR' = 3, 'CRITICAL' = 4)";
 const OUTCOME_ENUM = "Enum8('UNSPECIFIED' = 0, 'SUCCESS' = 1, 'FAILURE' = 2)";
 
@@ -203,13 +210,15 @@ FROM events GROUP BY tenant_id, hour, type, action, severity, outcome, source`,
   events SimpleAggregateFunction(sum, UInt64),
   first_seen SimpleAggregateFunction(min, DateTime64(6, 'UTC')),
   last_seen SimpleAggregateFunction(max, DateTime64(6, 'UTC')),
-  attribute_keys SimpleAggregateFunction(groupUniqArrayArray, Array(String))
+  attribute_keys SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+  ${CATALOG_MARKER}
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (tenant_id, type)
 SETTINGS index_granularity = 8192${policy(config)}`,
     select: `SELECT tenant_id, type, count() AS events, min(time) AS first_seen, max(time) AS last_seen,
-  groupUniqArrayArray(arrayMap(k -> toString(k), mapKeys(attributes))) AS attribute_keys
+  groupUniqArrayArray(arrayMap(k -> toString(k), mapKeys(attributes))) AS attribute_keys,
+  max(received_at) AS last_received_at
 FROM events GROUP BY tenant_id, type`,
   },
 ];
@@ -251,7 +260,31 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
   for (const query of statements) await client.command({ query });
   await addTextIndexes(client);
   await createRollups(client, config);
+  await addCatalogMarker(client);
   await checkStoragePolicy(client, config);
+}
+
+/**
+ * A catalog made before its marker column gets it, its view is made again to
+ * fill it, and every row it has gets a marker of now: what it counted so far
+ * is taken as complete (a zero-count row changes no sum, minimum or maximum).
+ */
+async function addCatalogMarker(client: ClickHouseClient): Promise<void> {
+  const result = await client.query({
+    query: "SELECT count() AS n FROM system.columns WHERE database = currentDatabase() AND table = 'event_types' AND name = 'last_received_at'",
+    format: "JSONEachRow",
+  });
+  const [{ n }] = await result.json<{ n: string }>();
+  if (Number(n) > 0) return;
+  const catalog = ROLLUPS.find((r) => r.table === "event_types")!;
+  await client.command({ query: `ALTER TABLE event_types ADD COLUMN ${CATALOG_MARKER}` });
+  await client.command({ query: "DROP VIEW IF EXISTS event_types_mv" });
+  await client.command({ query: `CREATE MATERIALIZED VIEW event_types_mv TO event_types AS ${catalog.select}` });
+  await client.command({
+    query: `INSERT INTO event_types (tenant_id, type, events, first_seen, last_seen, attribute_keys, last_received_at)
+      SELECT tenant_id, type, 0, toDateTime64('2299-12-31 23:59:59', 6, 'UTC'), toDateTime64(0, 6, 'UTC'), [], now64(6)
+      FROM event_types GROUP BY tenant_id, type`,
+  });
 }
 
 /**

@@ -120,6 +120,33 @@ describe("a crash between an INSERT's events part and its rollups' parts", () =>
       removeDataDir(ownDir);
     }
   });
+  it("tops up the type catalog by its commit-time marker, even where retention has removed events it counted", async () => {
+    const ownDir = tempDataDir();
+    let server = await startServer({ dataDir: ownDir });
+    const writer = await server.token("expired", ["writer"]);
+    const events = Array.from({ length: 20 }, (_, n) => sampleEvent(n, { id: `exp-${n}`, type: "cut.catalog" }));
+    expect((await connectClients(server.baseUrl, "connect-binary").ingest.append({ events }, bearer(writer))).acceptedCount).toBe(20n);
+    expect(await server.stop()).toBe(0);
+
+    // Five events gone (as retention removes them: the catalog keeps counting
+    // them), then a batch of 15 that the catalog's view never saw.
+    runStoreSql(ownDir, [
+      "ALTER TABLE events DELETE WHERE tenant_id = 'expired' AND id IN ('exp-0', 'exp-1', 'exp-2', 'exp-3', 'exp-4') SETTINGS mutations_sync = 1",
+      "DETACH TABLE event_types_mv",
+      "INSERT INTO events SELECT * REPLACE (concat(id, '-cut') AS id, now64(6) AS received_at) FROM events WHERE tenant_id = 'expired'",
+    ]);
+
+    server = await startServer({ dataDir: ownDir });
+    try {
+      const auth = bearer(await server.token("expired", ["auditor"]));
+      const { types } = await connectClients(server.baseUrl, "connect-binary").query.listEventTypes({}, auth);
+      // Counting the 30 stored events again would say 30; the catalog counts every event it has seen.
+      expect(types.find((t) => t.type === "cut.catalog")?.count).toBe(35n);
+    } finally {
+      expect(await server.stop()).toBe(0);
+      removeDataDir(ownDir);
+    }
+  });
 });
 
 describe("graceful shutdown", () => {

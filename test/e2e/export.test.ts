@@ -139,6 +139,7 @@ describe("GET /v1/export", () => {
     ["a malformed query", "q=type:x%20(", "auditor", 400, "invalid_argument", /query: expected a term at position 9/],
     ["an unknown outcome", "outcome=MAYBE", "auditor", 400, "invalid_argument", /outcome must be one of SUCCESS, FAILURE/],
     ["a formula-safe flag that is not true or false", "format=csv&csv_formula_safe=yes", "auditor", 400, "invalid_argument", /csv_formula_safe must be given once, as true or false/],
+    ["a formula-safe flag on another format", "format=ndjson&csv_formula_safe=true", "auditor", 400, "invalid_argument", /csv_formula_safe applies to CSV exports only, not ndjson/],
   ])("refuses %s with a clear JSON error", async (_, query, who, status, code, message) => {
     const token = who === "writer" ? await server.token("exp", ["writer"]) : who === "auditor" ? auditor : "";
     const res = await fetch(`${server.baseUrl}/v1/export?${query}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
