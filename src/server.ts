@@ -179,6 +179,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       router.rpc(searchEventsWire, searchEventsEncoded({ ...readDeps, config: config.query }));
       router.rpc(getStatsWire, getStatsEncoded({ ...readDeps, config: config.query }));
     },
+    ownDecoderServices: [IngestServiceWire.typeName],
     log,
     // First is outermost: errors from auth are mapped too.
     interceptors: [errorMappingInterceptor(log), authInterceptor(admission.admit), storeReadyInterceptor(deps.store)],

@@ -132,15 +132,22 @@ function keptOpenBody(req: NodeServerRequest): AsyncIterable<Uint8Array> {
   return { [Symbol.asyncIterator]: () => (req as IncomingMessage).iterator({ destroyOnReturn: false }) };
 }
 
-const PROTO_KEY = Buffer.from('"__proto__"');
-
 /**
  * protobuf-es keeps map fields in plain objects, where an entry "__proto__"
  * silently vanishes: an attribute would be lost, and a filter on it would
- * match everything. In Connect JSON bodies it is refused instead. (Binary
- * protobuf cannot be checked before decoding; README, "Known shortcuts".)
+ * match everything. So requests carrying the key are refused before
+ * protobuf-es decodes them: JSON bodies holding `"__proto__"`, and binary
+ * ones holding a map entry whose key it is (field 1 of 9 bytes). Compressed
+ * bodies and messages are checked once decompressed (`checkedCompression`).
+ * Binary requests our own decoder reads (`ownDecoderServices`) are left to
+ * it: it refuses the key itself, event by event.
  */
-function refuseProtoKey(body: UniversalServerRequest["body"]): UniversalServerRequest["body"] {
+const KEY_IN_JSON = Buffer.from('"__proto__"');
+const KEY_IN_PROTO = Buffer.concat([Buffer.from([0x0a, 0x09]), Buffer.from("__proto__")]);
+const protoKeyRefused = () =>
+  new ConnectError('the key "__proto__" is not accepted (no attribute or map key may be named so)', Code.InvalidArgument);
+
+function refuseProtoKey(body: UniversalServerRequest["body"], key: Buffer): UniversalServerRequest["body"] {
   if (!(Symbol.asyncIterator in Object(body))) return body;
   return (async function* () {
     let tail = new Uint8Array(0);
@@ -148,10 +155,8 @@ function refuseProtoKey(body: UniversalServerRequest["body"]): UniversalServerRe
       const window = new Uint8Array(tail.byteLength + chunk.byteLength);
       window.set(tail);
       window.set(chunk, tail.byteLength);
-      if (Buffer.from(window.buffer, window.byteOffset, window.byteLength).includes(PROTO_KEY)) {
-        throw new ConnectError('the key "__proto__" is not accepted (no attribute or map key may be named so)', Code.InvalidArgument);
-      }
-      tail = window.subarray(Math.max(0, window.byteLength - PROTO_KEY.byteLength + 1));
+      if (Buffer.from(window.buffer, window.byteOffset, window.byteLength).includes(key)) throw protoKeyRefused();
+      tail = window.subarray(Math.max(0, window.byteLength - key.byteLength + 1));
       yield chunk;
     }
   })();
@@ -159,18 +164,22 @@ function refuseProtoKey(body: UniversalServerRequest["body"]): UniversalServerRe
 
 /**
  * A body that does not decompress is the client's mistake (Connect says
- * INTERNAL); a body that decompresses beyond the limit stays RESOURCE_EXHAUSTED.
+ * INTERNAL); a body that decompresses beyond the limit stays
+ * RESOURCE_EXHAUSTED. What decompresses is checked for `key` (see KEY_IN_JSON).
  */
-function clientFault(compression: Compression): Compression {
+function checkedCompression(compression: Compression, key: Buffer | undefined): Compression {
   return {
     ...compression,
     async decompress(bytes, readMaxBytes) {
+      let plain: Awaited<ReturnType<Compression["decompress"]>>;
       try {
-        return await compression.decompress(bytes, readMaxBytes);
+        plain = await compression.decompress(bytes, readMaxBytes);
       } catch (err) {
         if (err instanceof ConnectError && err.code === Code.ResourceExhausted) throw err;
         throw new ConnectError(`the request body is not valid ${compression.name}; send it uncompressed or compress it whole`, Code.InvalidArgument);
       }
+      if (key && Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).includes(key)) throw protoKeyRefused();
+      return plain;
     },
   };
 }
@@ -189,24 +198,36 @@ export function createRpcHandler(
      * they serve the requests in the binary encoding, `routes` the JSON ones.
      */
     binaryRoutes?: (router: ConnectRouter) => void;
+    /** Services (type names) whose binary requests our own decoder reads; see KEY_IN_JSON. */
+    ownDecoderServices?: string[];
     fallback: RequestHandler;
     log: Logger;
     /** Per-request values for the handlers (e.g. the peer address). */
     contextValues?: (req: NodeServerRequest) => ContextValues;
   },
 ): RequestHandler {
-  const handlersOf = (routes: ((router: ConnectRouter) => void) | undefined) => {
-    const router = createConnectRouter({ acceptCompression: [clientFault(compressionGzip), clientFault(compressionBrotli)], ...options });
+  // One router per way of checking for "__proto__"; the routes are the same.
+  const handlersOf = (routes: ((router: ConnectRouter) => void) | undefined, key: Buffer | undefined) => {
+    const acceptCompression = [checkedCompression(compressionGzip, key), checkedCompression(compressionBrotli, key)];
+    const router = createConnectRouter({ acceptCompression, ...options });
     routes?.(router);
     return new Map(router.handlers.map((h) => [h.requestPath, h]));
   };
-  const handlers = handlersOf(options.routes);
-  const binaryHandlers = handlersOf(options.binaryRoutes);
+  const jsonHandlers = handlersOf(options.routes, KEY_IN_JSON);
+  const protoHandlers = handlersOf(options.routes, KEY_IN_PROTO);
+  const wireHandlers = handlersOf(options.binaryRoutes, KEY_IN_PROTO);
+  const ownDecoderHandlers = handlersOf(options.binaryRoutes, undefined);
+  const ownDecoders = new Set(options.ownDecoderServices ?? []);
   return (req: NodeServerRequest, res: NodeServerResponse) => {
     const path = (req.url ?? "").split("?", 1)[0];
     // Connect GET requests (idempotent RPCs) name their encoding in the query instead.
     const json = /json/i.test(req.headers["content-type"] ?? "") || (req.method === "GET" && /[?&]encoding=json(&|$)/.test(req.url ?? ""));
-    const handler = (json ? undefined : binaryHandlers.get(path)) ?? handlers.get(path);
+    let handler = json ? jsonHandlers.get(path) : (wireHandlers.get(path) ?? protoHandlers.get(path));
+    let key: Buffer | undefined = json ? KEY_IN_JSON : KEY_IN_PROTO;
+    if (!json && handler && ownDecoders.has(handler.service.typeName)) {
+      handler = ownDecoderHandlers.get(path);
+      key = undefined;
+    }
     if (!handler) return options.fallback(req, res);
     let uReq;
     try {
@@ -219,7 +240,7 @@ export function createRpcHandler(
       return;
     }
     if (!("stream" in req) && Symbol.asyncIterator in Object(uReq.body)) uReq = { ...uReq, body: keptOpenBody(req) };
-    if ((req.headers["content-type"] ?? "").startsWith("application/json")) uReq = { ...uReq, body: refuseProtoKey(uReq.body) };
+    if (key) uReq = { ...uReq, body: refuseProtoKey(uReq.body, key) };
     handler(uReq)
       .then(reclassifyDecodeFailures)
       .then(async (uRes) => {

@@ -16,6 +16,10 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { parse as parseCsv } from "csv-parse/sync";
 import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import { AppendRequestSchema, AppendResponseSchema } from "../../gen/auditlog/v1/ingest_pb.js";
+import { QueryService, SearchEventsRequestSchema } from "../../gen/auditlog/v1/query_pb.js";
+import { Code, createClient } from "@connectrpc/connect";
+import { compressionGzip, createGrpcTransport } from "@connectrpc/connect-node";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearer, connectClients } from "../helpers/clients.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
@@ -584,6 +588,32 @@ describe("prototype-shaped attribute keys", () => {
     const rpc = await callJson(server.baseUrl, RPC.search, `{"filter": {"attributes": {"__proto__": "no-such-value"}}, "pageSize": 1000}`, auditor);
     if (rpc.status === 200) expect(rpc.json.events ?? [], "SearchEvents widened to every event").toEqual([]);
     else expectInvalid(rpc, [], "SearchEvents");
+  });
+
+  it('a binary SearchEvents filter on "__proto__" is refused, plain, or compressed per message over gRPC', async () => {
+    const request = { filter: { attributes: JSON.parse('{"__proto__": "no-such-value"}') as Record<string, string> }, pageSize: 1000 };
+    const body = toBinary(SearchEventsRequestSchema, create(SearchEventsRequestSchema, request));
+    // protobuf-es writes the own key like any other; it only drops it when decoding.
+    expect(Buffer.from(body).includes(Buffer.from("__proto__"))).toBe(true);
+    const res = await fetch(`${server.baseUrl}/${RPC.search}`, { method: "POST", headers: { "content-type": "application/proto", authorization: `Bearer ${auditor}` }, body });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "invalid_argument", message: expect.stringContaining('"__proto__" is not accepted') });
+
+    const gzipped = createClient(QueryService, createGrpcTransport({ baseUrl: server.baseUrl, sendCompression: compressionGzip, compressMinBytes: 0 }));
+    await expect(gzipped.searchEvents(request, bearer(auditor))).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining('"__proto__" is not accepted') });
+  });
+
+  it('a gzip-compressed JSON body with the key "__proto__" is refused like a plain one, storing nothing', async () => {
+    const text = `{"events": [${JSON.stringify({ ...storedEvent({ id: "proto-gz", s: "ok" }), attributes: { batch: "proto-gz" } }).replace('"attributes":{', '"attributes":{"__proto__":"polluted",')}]}`;
+    expect(text).toContain('"__proto__":"polluted"');
+    const res = await fetch(`${server.baseUrl}/${RPC.append}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "gzip", authorization: `Bearer ${writer}` },
+      body: gzipSync(text),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "invalid_argument", message: expect.stringContaining('"__proto__" is not accepted') });
+    expect((await callJson(server.baseUrl, RPC.get, { id: "proto-gz" }, auditor)).status).toBe(404);
   });
 
   it('the download with attr.__proto__= applies it (matching nothing here) or refuses it, never drops it to export everything', async () => {
