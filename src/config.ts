@@ -12,6 +12,8 @@ export interface Config {
   logLevel: string;
   /** Grace period for in-flight calls on SIGTERM before they are cut. */
   shutdownGraceMs: number;
+  /** RPC responses smaller than this go uncompressed, whatever the client accepts. */
+  compressMinBytes: number;
   store: StoreConfig;
   auth: AuthConfig;
   ingest: IngestConfig;
@@ -223,6 +225,7 @@ export function loadConfig(env: Env = process.env): Config {
     tls: certFile && keyFile ? { certFile, keyFile } : undefined,
     logLevel: str(env, "LOG_LEVEL") ?? "info",
     shutdownGraceMs: int(env, "AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    compressMinBytes: int(env, "AUDITLOG_COMPRESS_MIN_BYTES", 64 * 1024, 0, 1024 * 1024 * 1024),
     store,
     auth: {
       secret: str(env, "AUDITLOG_JWT_SECRET"),

@@ -184,6 +184,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     // First is outermost: errors from auth are mapped too.
     interceptors: [errorMappingInterceptor(log), authInterceptor(admission.admit), storeReadyInterceptor(deps.store)],
     readMaxBytes: config.ingest.maxRequestBytes,
+    // Connect's default (1 KiB) gzips a 30 KB search page: on a LAN that costs
+    // more time than it saves (bench/RESULTS.md); big pages and exports still go compressed.
+    compressMinBytes: config.compressMinBytes,
     jsonOptions: { ignoreUnknownFields: false },
     fallback: plainRoutes(deps, exportRoute({ ...readDeps, verify: admission.admit, log })),
     contextValues: (req) => createContextValues().set(peerAddressKey, plainAddress(req.socket.remoteAddress)),

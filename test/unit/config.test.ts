@@ -61,6 +61,7 @@ describe("loadConfig: defaults", () => {
     });
     expect(config.query).toEqual({ defaultPageSize: 50, maxPageSize: 1000, tailQueueMaxBytes: 8 * 1024 * 1024, adminAuditTenant: "_admin", readAuditMaxDelayMs: 1000 });
     expect(config.integrity).toEqual({ hashChain: true, signingKey: undefined, instanceId: undefined });
+    expect(config.compressMinBytes).toBe(64 * 1024);
   });
 
   it("takes an instance id of safe characters only", () => {
@@ -140,6 +141,7 @@ describe("loadConfig: integer validation", () => {
     ["AUDITLOG_MAX_EVENT_BYTES", "1023", 1024, 16 * 1024 * 1024],
     ["AUDITLOG_MAX_REQUEST_BYTES", "lots", 1024, 256 * 1024 * 1024],
     ["AUDITLOG_SHUTDOWN_GRACE_MS", "NaN", 0, 600_000],
+    ["AUDITLOG_COMPRESS_MIN_BYTES", "-1", 0, 1024 * 1024 * 1024],
     ["AUDITLOG_JWT_CLOCK_TOLERANCE_SEC", "3601", 0, 3600],
   ])("rejects %s=%j, naming the variable and its range", (name, raw, min, max) => {
     const err = configError({ [name]: raw });
