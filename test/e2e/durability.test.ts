@@ -10,6 +10,7 @@ import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, ROOT, startServer, tempDataDir, TEST_SECRET, type TestServer } from "../helpers/server.ts";
 import { runStoreSql } from "../helpers/store-sql.ts";
 import { StatsDimension, TimeBucket } from "../../gen/auditlog/v1/query_pb.js";
+import type { Event } from "../../gen/auditlog/v1/event_pb.js";
 
 const dataDir = tempDataDir();
 afterAll(() => removeDataDir(dataDir));
@@ -73,27 +74,32 @@ describe("an acknowledged event survives a crash", () => {
 });
 
 describe("a crash between an INSERT's events part and its rollups' parts", () => {
+  const RESTORED = "restored rows a crash kept from a materialized view";
+
+  /**
+   * Stores `events` in `tenant` on a fresh store, then, with the server down,
+   * runs `statements` on it (what a SIGKILL at the wrong moment leaves: a
+   * batch's events part committed, its views' parts not; a view detached for
+   * one INSERT is attached again when the store next opens), and starts the
+   * server again on it.
+   */
+  async function restartedAfter(ownDir: string, tenant: string, events: Event[], statements: string[]): Promise<TestServer> {
+    const first = await startServer({ dataDir: ownDir });
+    const writer = bearer(await first.token(tenant, ["writer"]));
+    expect((await connectClients(first.baseUrl, "connect-binary").ingest.append({ events }, writer)).acceptedCount).toBe(BigInt(events.length));
+    expect(await first.stop()).toBe(0);
+    runStoreSql(ownDir, statements);
+    return startServer({ dataDir: ownDir });
+  }
+  const copyAsNewestBatch = (tenant: string) =>
+    `INSERT INTO events SELECT * REPLACE (concat(id, '-cut') AS id, now64(6) AS received_at) FROM events WHERE tenant_id = '${tenant}'`;
+
   it("tops up stats and the type catalog on the next start, so they equal counting the events", async () => {
     const ownDir = tempDataDir();
-    let server = await startServer({ dataDir: ownDir });
-    const writer = await server.token("cut", ["writer"]);
     const events = Array.from({ length: 60 }, (_, n) => sampleEvent(n, { id: `cut-${n}` }));
-    const appended = await connectClients(server.baseUrl, "connect-binary").ingest.append({ events }, bearer(writer));
-    expect(appended.acceptedCount).toBe(60n);
-    expect(await server.stop()).toBe(0);
-
-    // What a SIGKILL at the wrong moment leaves: a batch's events part is
-    // committed, the rollups' parts are not (their views are detached for one
-    // INSERT, and attached again when the store next opens).
-    runStoreSql(ownDir, [
-      "DETACH TABLE events_hourly_mv",
-      "DETACH TABLE event_types_mv",
-      "INSERT INTO events SELECT * REPLACE (concat(id, '-cut') AS id, now64(6) AS received_at) FROM events WHERE tenant_id = 'cut'",
-    ]);
-
-    server = await startServer({ dataDir: ownDir });
+    let server = await restartedAfter(ownDir, "cut", events, ["DETACH TABLE events_hourly_mv", "DETACH TABLE event_types_mv", copyAsNewestBatch("cut")]);
     try {
-      const repaired = server.logs.filter((l) => l.msg === "restored rows a crash kept from a materialized view").map((l) => l.table);
+      const repaired = server.logs.filter((l) => l.msg === RESTORED).map((l) => l.table);
       expect(repaired).toEqual(expect.arrayContaining(["events_hourly", "event_types"]));
       const { query } = connectClients(server.baseUrl, "connect-binary");
       const auth = bearer(await server.token("cut", ["auditor"]));
@@ -113,30 +119,24 @@ describe("a crash between an INSERT's events part and its rollups' parts", () =>
       // A second start finds nothing more to add.
       expect(await server.stop()).toBe(0);
       server = await startServer({ dataDir: ownDir });
-      expect(server.logs.filter((l) => l.msg === "restored rows a crash kept from a materialized view")).toEqual([]);
+      expect(server.logs.filter((l) => l.msg === RESTORED)).toEqual([]);
       expect((await connectClients(server.baseUrl, "connect-binary").query.getStats(byType, auth)).total).toBe(120n);
     } finally {
       expect(await server.stop()).toBe(0);
       removeDataDir(ownDir);
     }
   });
+
   it("tops up the type catalog by its commit-time marker, even where retention has removed events it counted", async () => {
     const ownDir = tempDataDir();
-    let server = await startServer({ dataDir: ownDir });
-    const writer = await server.token("expired", ["writer"]);
     const events = Array.from({ length: 20 }, (_, n) => sampleEvent(n, { id: `exp-${n}`, type: "cut.catalog" }));
-    expect((await connectClients(server.baseUrl, "connect-binary").ingest.append({ events }, bearer(writer))).acceptedCount).toBe(20n);
-    expect(await server.stop()).toBe(0);
-
     // Five events gone (as retention removes them: the catalog keeps counting
     // them), then a batch of 15 that the catalog's view never saw.
-    runStoreSql(ownDir, [
+    const server = await restartedAfter(ownDir, "expired", events, [
       "ALTER TABLE events DELETE WHERE tenant_id = 'expired' AND id IN ('exp-0', 'exp-1', 'exp-2', 'exp-3', 'exp-4') SETTINGS mutations_sync = 1",
       "DETACH TABLE event_types_mv",
-      "INSERT INTO events SELECT * REPLACE (concat(id, '-cut') AS id, now64(6) AS received_at) FROM events WHERE tenant_id = 'expired'",
+      copyAsNewestBatch("expired"),
     ]);
-
-    server = await startServer({ dataDir: ownDir });
     try {
       const auth = bearer(await server.token("expired", ["auditor"]));
       const { types } = await connectClients(server.baseUrl, "connect-binary").query.listEventTypes({}, auth);
