@@ -60,6 +60,8 @@ async function main() {
   const questions: [string, () => Promise<number>][] = [
     ["latest 50 of a tenant in 24 h", async () => (await clients.query.searchEvents({ filter: { startTime: timestampFromMs(now - 86_400_000) }, pageSize: 50 }, auth)).events.length],
     [`attribute equality (attr_0 = ${attrValue})`, async () => (await clients.query.searchEvents({ filter: { attributes: { attr_0: attrValue } }, pageSize: 50 }, auth)).events.length],
+    // An id no event has: without the word index a scan reads every attribute of the tenant to say so.
+    ["attribute equality, no match (order = ord-8d7f6a)", async () => (await clients.query.searchEvents({ filter: { attributes: { order: "ord-8d7f6a" } }, pageSize: 50 }, auth)).events.length],
     ["full-text word (declined)", async () => (await clients.query.searchEvents({ filter: { query: "declined" }, pageSize: 50 }, auth)).events.length],
     // A word no event has: a scan must read the whole tenant to say so.
     ["full-text word, no match (chargeback)", async () => (await clients.query.searchEvents({ filter: { query: "chargeback -type:auditlog.*" }, pageSize: 50 }, auth)).events.length],

@@ -5,7 +5,7 @@ import { outcomeName } from "../store/event-row.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { nowMicros, storableMicros } from "../time.ts";
 import { querySql } from "./query-compile.ts";
-import { textTermSql } from "./text-term.ts";
+import { attributeEqualsSql, textTermSql } from "./text-term.ts";
 import { parseQuery } from "./query-language.ts";
 
 /**
@@ -121,9 +121,7 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
   }
   for (const [key, value] of attributes) {
     checkValues("attributes", [key, value]);
-    // mapContains: an attribute explicitly set to "" differs from a missing one.
-    const k = where.param("String", key);
-    where.add(`mapContains(attributes, ${k}) AND attributes[${k}] = ${where.param("String", value)}`);
+    where.add(attributeEqualsSql(key, value, where));
   }
   if (filter.text) {
     if (Buffer.byteLength(filter.text) > MAX_TEXT_BYTES) {

@@ -1,6 +1,6 @@
 import type { EventRecord } from "../store/event-row.ts";
 import type { Conditions } from "./filter-sql.ts";
-import { textTermPredicate, textTermSql } from "./text-term.ts";
+import { attributeEqualsSql, textTermPredicate, textTermSql } from "./text-term.ts";
 import type { Comparison, QueryNode, StringColumn } from "./query-language.ts";
 
 /**
@@ -27,14 +27,11 @@ export function querySql(node: QueryNode, where: Conditions): string {
     case "time":
       return `time ${node.op} fromUnixTimestamp64Micro(${where.param("Int64", node.us)}, 'UTC')`;
     case "attribute": {
+      if (node.op === "=" && !node.prefix) return attributeEqualsSql(node.key, node.value, where);
       const key = where.param("String", node.key);
       const value = node.op === "=" ? where.param("String", node.value) : where.param("Float64", Number(node.value));
-      const test =
-        node.op !== "="
-          ? `toFloat64OrNull(attributes[${key}]) ${node.op} ${value}`
-          : node.prefix
-            ? `startsWith(attributes[${key}], ${value})`
-            : `attributes[${key}] = ${value}`;
+      // Past the line above, "=" is a prefix (attr.key:abc*).
+      const test = node.op === "=" ? `startsWith(attributes[${key}], ${value})` : `toFloat64OrNull(attributes[${key}]) ${node.op} ${value}`;
       // mapContains: a missing attribute is not an empty one.
       return `(mapContains(attributes, ${key}) AND ${test})`;
     }

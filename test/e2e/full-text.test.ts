@@ -24,6 +24,7 @@ const EVENTS: Event[] = (<{ message: string; attributes?: Record<string, string>
   { message: "price: 100% @ checkout" },
   { message: "nothing to see", attributes: { reason: "card declined twice" } },
   { message: "split across fields", attributes: { a: "card", b: "declined" } },
+  { message: "punctuation only", attributes: { mark: "--", blank: "" } },
 ]).map((fields, n) => sampleEvent(n, { id: `ft-${n}`, source: "fulltext", ...fields }));
 
 async function start() {
@@ -61,6 +62,36 @@ const CASES: [string, string[]][] = [
   ["@", ids(3, 5)],
 ];
 
+/**
+ * Attribute equality, which the attribute-value text index narrows first when
+ * the value has words: still exact, case and all, and one value only.
+ */
+const ATTRIBUTE_CASES: [Record<string, string>, string[]][] = [
+  [{ order: "ord-4711" }, ids(3)],
+  [{ order: "ORD-4711" }, []],
+  [{ order: "4711" }, []],
+  [{ email: "Jane.Doe@Example.com" }, ids(3)],
+  [{ reason: "card declined twice" }, ids(6)],
+  [{ reason: "declined twice card" }, []],
+  // Both words are in the event's values, but not in this one.
+  [{ a: "card declined" }, []],
+  [{ a: "card", b: "declined" }, ids(7)],
+  [{ mark: "--" }, ids(8)],
+  [{ blank: "" }, ids(8)],
+  [{ mark: "" }, []],
+];
+const searchAttributes = async (how: "query" | "filter", attributes: Record<string, string>) => {
+  const filter = how === "filter" ? { attributes } : { query: Object.entries(attributes).map(([k, v]) => `attr.${k}:${JSON.stringify(v)}`).join(" ") };
+  return (await searchAllJson(clients, auditor, { sources: ["fulltext"], ...filter })).map((e) => e.id as string).sort();
+};
+
+describe("attribute equality", () => {
+  it.each(ATTRIBUTE_CASES)("%j (EventFilter.attributes and attr.<key>:\"…\" alike)", async (attributes, want) => {
+    expect(await searchAttributes("filter", attributes)).toEqual(want);
+    expect(await searchAttributes("query", attributes)).toEqual(want);
+  });
+});
+
 describe("full-text terms", () => {
   it.each(CASES)("%s (a query term and EventFilter.text alike)", async (term, want) => {
     expect(await searchText("query", term)).toEqual(want);
@@ -88,6 +119,7 @@ describe("full-text terms", () => {
     }
     await start();
     for (const [term, want] of CASES) expect(await searchText("query", term), term).toEqual(want);
+    for (const [attributes, want] of ATTRIBUTE_CASES) expect(await searchAttributes("filter", attributes), JSON.stringify(attributes)).toEqual(want);
     await server.stop();
     const reopened = new Session(join(dataDir, "chdb"));
     try {

@@ -236,6 +236,16 @@ describe("filterConditions: attributes", () => {
     expect(where.sql).toContain(`mapContains(attributes, ${k}) AND attributes[${k}] = ${v}`);
   });
 
+  it("narrows by the words of the value through the attribute-value text index first", () => {
+    const where = build(ACME, { attributes: { order: "Ord-4711" } });
+    const v = placeholderOf(where, "Ord-4711");
+    expect(where.sql).toContain(`hasAllTokens(arrayMap(v -> lowerUTF8(v), mapValues(attributes)), lowerUTF8(${v})) AND mapContains(attributes, `);
+  });
+
+  it("has no word pre-filter for a value without words (the index would have nothing to look up)", () => {
+    for (const value of ["", "--", "@@"]) expect(build(ACME, { attributes: { mark: value } }).sql).not.toContain("hasAllTokens");
+  });
+
   it("accepts 20 pairs and rejects 21", () => {
     const pairs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, `v${i}`]));
     expect(build(ACME, { attributes: pairs(20) }).sql.match(/mapContains/g)).toHaveLength(20);
