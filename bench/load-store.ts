@@ -38,10 +38,12 @@ for (let done = 0; done < total; done += BATCH) {
   for (let n = done; n < Math.min(done + BATCH, total); n++) {
     const row = [...pool[n % POOL]];
     row[1] = `${row[1]}-${n}`;
-    row[2] = dateTime64(nowUs - Math.floor(((total - n) / total) * spanUs));
-    // Batches committed a second apart, as the service would stamp them (the
-    // start-up repair then checks one batch, not the whole store).
-    row[RECEIVED_AT] = dateTime64(nowUs - Math.ceil((total - done) / BATCH) * 1_000_000);
+    const timeUs = nowUs - Math.floor(((total - n) / total) * spanUs);
+    row[2] = dateTime64(timeUs);
+    // Received a second after it happened, in batches of a second, as the
+    // service would stamp a steady stream: a day of received_at per
+    // partition, 31 of them, like a store that has run for 30 days.
+    row[RECEIVED_AT] = dateTime64(Math.min(nowUs, Math.floor(timeUs / 1_000_000) * 1_000_000 + 1_000_000));
     rows.push(row);
   }
   await insertEventRows(insertRows, rows);

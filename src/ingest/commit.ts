@@ -7,6 +7,7 @@ import type { RowInserter } from "../store/client.ts";
 import { findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
 import type { Chainer } from "../integrity/chainer.ts";
 import { nowMicros } from "../time.ts";
+import { TIME_LEAD_OVER_RECEIPT_US } from "../store/receipt-lead.ts";
 
 export interface PendingEvent {
   record: EventRecord;
@@ -46,6 +47,18 @@ export function encodeOnArrival(r: EventRecord): void {
   r.encoded = arrivalEncoding(r);
 }
 
+/**
+ * The earliest commit time a batch may get: its newest event's time minus
+ * TIME_LEAD_OVER_RECEIPT_US, which reads rely on. Validation already keeps
+ * times within 5 minutes of the clock; this holds the bound even when the
+ * clock steps back between an event's arrival and its commit.
+ */
+export function receiptFloorUs(batch: PendingEvent[]): number {
+  let newest = -Infinity;
+  for (const { record } of batch) if (record.timeUs > newest) newest = record.timeUs;
+  return newest - TIME_LEAD_OVER_RECEIPT_US;
+}
+
 /** Events of one committed batch, all stamped with the same `receivedAtUs`. */
 export type CommittedListener = (events: PendingEvent[], receivedAtUs: number) => void;
 
@@ -83,7 +96,7 @@ export function createCommitter(deps: {
   let settledGivenUs = 0;
 
   async function commit(batch: PendingEvent[]): Promise<boolean[]> {
-    const receivedAtUs = Math.max(nowMicros(), lastStampUs + 1, settledGivenUs + 1);
+    const receivedAtUs = Math.max(nowMicros(), lastStampUs + 1, settledGivenUs + 1, receiptFloorUs(batch));
     lastStampUs = receivedAtUs;
     inFlightStampUs = receivedAtUs;
     try {

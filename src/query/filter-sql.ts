@@ -4,7 +4,8 @@ import { invalidArgument } from "../errors.ts";
 import { outcomeName } from "../store/event-row.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { nowMicros, storableMicros } from "../time.ts";
-import { querySql } from "./query-compile.ts";
+import { isLookup, querySql, timeFloorUs } from "./query-compile.ts";
+import { TIME_LEAD_OVER_RECEIPT_US } from "../store/receipt-lead.ts";
 import { attributeEqualsSql, textTermSql } from "./text-term.ts";
 import { parseQuery } from "./query-language.ts";
 
@@ -26,6 +27,12 @@ const MAX_ATTRIBUTES = 20;
 export class Conditions {
   readonly parts: string[] = [];
   readonly params: Record<string, unknown> = {};
+  /** The earliest `time` the filter lets through, if it implies one. */
+  timeFloorUs: number | undefined;
+  /** The filter's end_time (times before it pass), if set. */
+  timeCeilingUs: number | undefined;
+  /** The filter names an identifier (an actor, a resource, a request, an attribute value): few matches, likely spread over time. */
+  lookup = false;
   #next = 0;
 
   /** Adds a parameter and returns its placeholder, e.g. `{p3:String}`. */
@@ -65,12 +72,14 @@ function scopeCondition(where: Conditions, scope: TenantScope): void {
 }
 
 /**
- * Conditions on `events` from the caller's scope and an EventFilter; callers
- * may add their own (paging) before `build()`.
+ * Conditions on `events` (or on the hourly rollup, which has no
+ * `received_at`) from the caller's scope and an EventFilter; callers may add
+ * their own (paging) before `build()`.
  */
-export function filterConditions(scope: TenantScope, filter: EventFilter | undefined): Conditions {
+export function filterConditions(scope: TenantScope, filter: EventFilter | undefined, table: "events" | "events_hourly" = "events"): Conditions {
   const where = new Conditions();
   scopeCondition(where, scope);
+  where.lookup = scope.kind === "tenant" && scope.actorId !== undefined;
   if (!filter) return where;
 
   const bound = (field: string, ts: Timestamp | undefined) => {
@@ -129,6 +138,21 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
     }
     where.add(textTermSql(filter.text, where));
   }
-  if (filter.query) where.add(querySql(parseQuery(filter.query, nowMicros()), where));
+  let floorUs = start;
+  where.lookup ||= filter.actorIds.length + filter.resourceIds.length + attributes.length > 0 || filter.requestId !== "";
+  if (filter.query) {
+    const query = parseQuery(filter.query, nowMicros());
+    where.add(querySql(query, where));
+    const queryFloor = timeFloorUs(query);
+    if (queryFloor !== undefined) floorUs = Math.max(floorUs ?? queryFloor, queryFloor);
+    where.lookup ||= isLookup(query);
+  }
+  if (floorUs !== undefined && table === "events") {
+    // Implied by the time bound (src/store/receipt-lead.ts); it lets the engine
+    // skip the partitions (days of received_at) that cannot hold a match.
+    where.add(`received_at >= fromUnixTimestamp64Micro(${where.param("Int64", floorUs - TIME_LEAD_OVER_RECEIPT_US)}, 'UTC')`);
+  }
+  where.timeFloorUs = floorUs;
+  where.timeCeilingUs = end;
   return where;
 }

@@ -40,6 +40,50 @@ export function querySql(node: QueryNode, where: Conditions): string {
   }
 }
 
+/**
+ * The earliest `time` any event matching the query can have, if the query
+ * implies one (`since:` at its top level, or in every branch of an OR);
+ * undefined when it does not (under NOT, or only in some branches).
+ */
+export function timeFloorUs(node: QueryNode): number | undefined {
+  switch (node.kind) {
+    case "time":
+      return node.op === ">=" ? node.us : undefined;
+    case "and": {
+      const floors = node.items.map(timeFloorUs).filter((us) => us !== undefined);
+      return floors.length > 0 ? Math.max(...floors) : undefined;
+    }
+    case "or": {
+      const floors = node.items.map(timeFloorUs);
+      return floors.every((us) => us !== undefined) ? Math.min(...floors) : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+const LOOKUP_COLUMNS: ReadonlySet<StringColumn> = new Set(["actor_id", "actor_session_id", "resource_id", "request_id", "id"]);
+
+/**
+ * Whether every match must equal one identifier (`actor:`, `session:`,
+ * `resource:`, `request:`, `id:`, `attr.k:v`): such a query likely matches
+ * few events, spread over time.
+ */
+export function isLookup(node: QueryNode): boolean {
+  switch (node.kind) {
+    case "equals":
+      return !node.prefix && LOOKUP_COLUMNS.has(node.column);
+    case "attribute":
+      return node.op === "=" && !node.prefix;
+    case "and":
+      return node.items.some(isLookup);
+    case "or":
+      return node.items.every(isLookup);
+    default:
+      return false;
+  }
+}
+
 const COLUMN_VALUES: Record<StringColumn, (r: EventRecord) => string> = {
   type: (r) => r.type,
   action: (r) => r.action,

@@ -26,6 +26,7 @@ import { auditedExport } from "./audited-export.ts";
 import type { ExportDeps } from "./export.ts";
 import type { ExportFormatName } from "./export-sql.ts";
 import { filterConditions } from "./filter-sql.ts";
+import { cachedOldestReceived, createRecentWindows } from "./recent-windows.ts";
 import { encodedStatsResponse, getStats, statsResponse } from "./stats.ts";
 import { getTimeline, listEventTypes } from "./catalog.ts";
 import { canonicalHash, decodePageToken, encodePageToken } from "./page-token.ts";
@@ -110,6 +111,7 @@ const auditedStats = (deps: QueryDeps, req: GetStatsRequest, ctx: HandlerContext
   });
 
 function searchPages(deps: QueryDeps) {
+  const newestPage = createRecentWindows(cachedOldestReceived(deps.client));
   return (req: SearchEventsRequest, ctx: HandlerContext): Promise<SearchPage> =>
     audited(deps.recordRead, { ...readOf(ctx, "search"), filter: req.filter }, async (note) => {
       const principal = principalOf(ctx);
@@ -139,12 +141,22 @@ function searchPages(deps: QueryDeps) {
       }
       const limit = where.param("UInt32", pageSize + 1);
       const { sql, params } = where.build();
-      const result = await deps.client.query({
-        query: `SELECT ${SELECT_COLUMNS} FROM events WHERE ${sql} ORDER BY ${newestFirst(scope)} LIMIT ${limit}`,
-        query_params: params,
-        format: "JSONEachRow",
+      const rows = await newestPage({
+        rows: pageSize + 1,
+        newestUs: Math.min(cursor?.timeUs ?? Infinity, where.timeCeilingUs ?? Infinity, snapshotUs),
+        floorUs: where.timeFloorUs,
+        lookup: where.lookup,
+        read: async (sinceUs) => {
+          const since = sinceUs === undefined ? "" : " AND received_at >= fromUnixTimestamp64Micro({window_since:Int64}, 'UTC')";
+          const result = await deps.client.query({
+            query: `SELECT ${SELECT_COLUMNS} FROM events WHERE ${sql}${since} ORDER BY ${newestFirst(scope)} LIMIT ${limit}`,
+            query_params: sinceUs === undefined ? params : { ...params, window_since: sinceUs },
+            format: "JSONEachRow",
+          });
+          return result.json<SelectedRow>();
+        },
+        timeUsOf: (row) => Number(row.time_us),
       });
-      const rows = await result.json<SelectedRow>();
       const more = rows.length > pageSize;
       const page = more ? rows.slice(0, pageSize) : rows;
       const last = page[page.length - 1];

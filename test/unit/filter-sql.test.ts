@@ -5,6 +5,7 @@ import { EventFilterSchema, Outcome, Severity } from "../../gen/auditlog/v1/even
 import type { TenantScope } from "../../src/auth/tenant-scope.ts";
 import { AuditlogError } from "../../src/errors.ts";
 import { filterConditions, type SqlWhere } from "../../src/query/filter-sql.ts";
+import { TIME_LEAD_OVER_RECEIPT_US } from "../../src/store/receipt-lead.ts";
 
 const ACME: TenantScope = { kind: "tenant", tenant: "acme" };
 const ALL: TenantScope = { kind: "all" };
@@ -132,6 +133,45 @@ describe("filterConditions: time range", () => {
     expect(where.sql).toContain(`time >= fromUnixTimestamp64Micro(${placeholderOf(where, startUs)}, 'UTC')`);
     expect(where.sql).toContain(`time < fromUnixTimestamp64Micro(${placeholderOf(where, endUs)}, 'UTC')`);
     expect(placeholderOf(where, startUs)).toMatch(/:Int64\}$/);
+  });
+
+  it("bounds received_at by the start less the lead an event's time may have over it, for the engine to skip old partitions", () => {
+    const startUs = Date.UTC(2026, 0, 1) * 1000;
+    const where = build(ACME, { startTime: at("2026-01-01T00:00:00Z") });
+    expect(where.sql).toContain(`received_at >= fromUnixTimestamp64Micro(${placeholderOf(where, startUs - TIME_LEAD_OVER_RECEIPT_US)}, 'UTC')`);
+    expect(build(ACME, { endTime: at("2026-01-01T00:00:00Z") }).sql).not.toContain("received_at");
+    // The hourly rollup has no received_at.
+    expect(filterConditions(ACME, filter({ startTime: at("2026-01-01T00:00:00Z") }), "events_hourly").build().sql).not.toContain("received_at");
+  });
+
+  it("takes the bound from the query language's since: where every match must satisfy it", () => {
+    const floor = (query: string, startTime?: string) => {
+      const where = build(ACME, { query, ...(startTime ? { startTime: at(startTime) } : {}) });
+      const match = /received_at >= fromUnixTimestamp64Micro\(\{(p\d+):Int64\}/.exec(where.sql);
+      return match ? new Date((Number(where.params[match[1]]) + TIME_LEAD_OVER_RECEIPT_US) / 1000).toISOString() : undefined;
+    };
+    expect(floor("since:2026-03-01 declined")).toBe("2026-03-01T00:00:00.000Z");
+    expect(floor("since:2026-03-01 since:2026-02-01")).toBe("2026-03-01T00:00:00.000Z");
+    expect(floor("(since:2026-03-01 a) OR (since:2026-02-01 b)")).toBe("2026-02-01T00:00:00.000Z");
+    expect(floor("since:2026-03-01", "2026-04-01T00:00:00Z")).toBe("2026-04-01T00:00:00.000Z");
+    expect(floor("since:2026-03-01", "2026-01-01T00:00:00Z")).toBe("2026-03-01T00:00:00.000Z");
+    expect(floor("since:2026-03-01 OR declined")).toBeUndefined();
+    expect(floor("-since:2026-03-01")).toBeUndefined();
+    expect(floor("until:2026-03-01")).toBeUndefined();
+  });
+
+  it("marks lookups of an identifier, which search newest-first from the whole store at once", () => {
+    const lookup = (init?: MessageInitShape<typeof EventFilterSchema>, scope: TenantScope = ACME) => filterConditions(scope, init ? filter(init) : undefined).lookup;
+    for (const init of [{ actorIds: ["u-1"] }, { resourceIds: ["r-1"] }, { requestId: "req-1" }, { attributes: { order: "o-1" } }]) expect(lookup(init), JSON.stringify(init)).toBe(true);
+    for (const query of ["actor:u-1", "session:s-1 declined", "resource:r-1", "request:q-1", "id:e-1", 'attr.order:"o-1"', "actor:a OR id:b", "type:x actor:a"]) {
+      expect(lookup({ query }), query).toBe(true);
+    }
+    for (const query of ["declined", "type:billing.*", "actor:a OR declined", "-actor:a", "attr.order:o-*", "attr.amount:>5", "actor_type:user"]) {
+      expect(lookup({ query }), query).toBe(false);
+    }
+    expect(lookup({ types: ["a"], sources: ["b"] })).toBe(false);
+    expect(lookup()).toBe(false);
+    expect(lookup(undefined, { kind: "tenant", tenant: "acme", actorId: "u-1" })).toBe(true);
   });
 
   it("accepts an open-ended range", () => {

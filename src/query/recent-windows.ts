@@ -1,0 +1,71 @@
+import type { ClickHouseClient } from "@clickhouse/client";
+import { TIME_LEAD_OVER_RECEIPT_US } from "../store/receipt-lead.ts";
+
+const DAY_US = 86_400_000_000;
+
+/** The window of received_at a newest-first page is asked of before the whole store. */
+const WINDOW_US = DAY_US;
+
+/**
+ * The window is tried only when the whole would span more than this: a
+ * window that fails costs a query, and over a few days the partitions to
+ * open are few anyway (a `since:7d` search is bounded by its own start).
+ */
+const MIN_SPAN_US = 8 * DAY_US;
+
+/** How long the store's oldest received_at is trusted. */
+const OLDEST_TTL_MS = 60_000;
+
+/**
+ * Reads the newest page of a search from the most recent partitions first.
+ *
+ * The events table is partitioned by days of `received_at`, and a search
+ * without a time bound opens every day the store keeps (each with its own
+ * index lookups: a common word took 55 ms over 31 days against 22 over the
+ * last day, the engine alone) even when its page lies in the last day.
+ * Events received before R have times before R + TIME_LEAD_OVER_RECEIPT_US,
+ * so a page read from the events received since R is the true page when its
+ * oldest row (the one after the page, which decides whether there is a
+ * next) is at least that recent. Otherwise the whole store is asked: the
+ * answer is always the whole store's, only the work differs. A search whose
+ * page is not in the last day pays one small query more (15–45 ms through
+ * the API on 10M events), so lookups of an identifier, whose few matches
+ * rarely fill a page in a day, skip the window.
+ */
+export function createRecentWindows(oldestReceivedUs: () => Promise<number>) {
+  /**
+   * `read(sinceUs)` returns the first `rows` rows in newest-first order among
+   * the events received at or after `sinceUs` (all of them when undefined).
+   * `newestUs`: no row of the page is newer (the cursor, the filter's end, or
+   * now); `floorUs`: the filter's own lower bound on `time`, if any.
+   */
+  return async function newestPage<Row>(opts: {
+    rows: number;
+    newestUs: number;
+    floorUs: number | undefined;
+    /** The filter looks up an identifier: its page is rarely in the last day, so no window is tried. */
+    lookup: boolean;
+    read: (sinceUs: number | undefined) => Promise<Row[]>;
+    timeUsOf: (row: Row) => number;
+  }): Promise<Row[]> {
+    const earliestUs = Math.max(await oldestReceivedUs(), opts.floorUs === undefined ? -Infinity : opts.floorUs - TIME_LEAD_OVER_RECEIPT_US);
+    if (!opts.lookup && opts.newestUs - earliestUs > MIN_SPAN_US) {
+      const sinceUs = opts.newestUs - WINDOW_US;
+      const page = await opts.read(sinceUs);
+      if (page.length >= opts.rows && opts.timeUsOf(page[opts.rows - 1]) >= sinceUs + TIME_LEAD_OVER_RECEIPT_US) return page;
+    }
+    return opts.read(undefined);
+  };
+}
+
+/** The store's oldest received_at, read at most once a minute (only retention raises it; a stale value costs work, never answers). */
+export function cachedOldestReceived(client: ClickHouseClient): () => Promise<number> {
+  let oldest: { us: number; at: number } | undefined;
+  return async () => {
+    if (oldest && Date.now() - oldest.at < OLDEST_TTL_MS) return oldest.us;
+    const result = await client.query({ query: "SELECT toUnixTimestamp64Micro(min(received_at)) AS us FROM events", format: "JSONEachRow" });
+    const [row] = await result.json<{ us: string }>();
+    oldest = { us: Number(row?.us ?? 0), at: Date.now() };
+    return oldest.us;
+  };
+}

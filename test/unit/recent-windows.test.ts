@@ -1,0 +1,132 @@
+import { describe, expect, it } from "vitest";
+import { receiptFloorUs, type PendingEvent } from "../../src/ingest/commit.ts";
+import { createRecentWindows } from "../../src/query/recent-windows.ts";
+import { TIME_LEAD_OVER_RECEIPT_US } from "../../src/store/receipt-lead.ts";
+import type { EventRecord } from "../../src/store/event-row.ts";
+
+const HOUR = 3_600_000_000;
+const DAY = 24 * HOUR;
+const NOW = 1_800_000_000_000_000;
+
+interface Stored {
+  id: string;
+  timeUs: number;
+  receivedUs: number;
+}
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function random(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A store as the service writes it: received over `days`, each event's time
+ * anywhere from long before its receipt (backdated) up to the lead allowed
+ * after it, with many at exactly the lead (the edge the page check relies on).
+ */
+function store(seed: number, events: number, days: number): Stored[] {
+  const rnd = random(seed);
+  return Array.from({ length: events }, (_, i) => {
+    const receivedUs = NOW - Math.floor(rnd() * days * DAY);
+    const shape = rnd();
+    const timeUs =
+      shape < 0.1 ? receivedUs - Math.floor(rnd() * 40 * DAY) : shape < 0.2 ? receivedUs + TIME_LEAD_OVER_RECEIPT_US : receivedUs - Math.floor(rnd() * HOUR);
+    return { id: `e${String(i).padStart(5, "0")}`, timeUs, receivedUs };
+  });
+}
+
+const newestFirst = (a: Stored, b: Stored) => b.timeUs - a.timeUs || (a.id < b.id ? 1 : -1);
+
+/** SearchEvents' read over the synthetic store: matching, received since, newest first, limited. */
+function reader(events: Stored[], match: (e: Stored) => boolean, rows: number, reads: (number | undefined)[]) {
+  return async (sinceUs: number | undefined) => {
+    reads.push(sinceUs);
+    return events.filter((e) => match(e) && (sinceUs === undefined || e.receivedUs >= sinceUs)).sort(newestFirst).slice(0, rows);
+  };
+}
+
+describe("newest-first pages from the recent partitions first", () => {
+  const oldest = async () => NOW - 30 * DAY;
+  const newestPage = createRecentWindows(oldest);
+
+  it("gives the page the whole store gives, for every density of matches, page size and cursor", async () => {
+    const events = store(1, 4000, 30);
+    let windowed = 0;
+    for (const every of [1, 3, 50, 400, 5000]) {
+      const match = (e: Stored) => Number(e.id.slice(1)) % every === 0;
+      for (const rows of [1, 11, 101]) {
+        for (const newestUs of [NOW + TIME_LEAD_OVER_RECEIPT_US, NOW - 3 * DAY, NOW - 20 * DAY]) {
+          const inRange = (e: Stored) => match(e) && e.timeUs < newestUs;
+          const reads: (number | undefined)[] = [];
+          const page = await newestPage({ rows, newestUs, floorUs: undefined, lookup: false, read: reader(events, inRange, rows, reads), timeUsOf: (e) => e.timeUs });
+          const whole = events.filter(inRange).sort(newestFirst).slice(0, rows);
+          expect(page.map((e) => e.id), `every ${every}, ${rows} rows, newest ${(NOW - newestUs) / DAY} days ago`).toEqual(whole.map((e) => e.id));
+          if (reads.at(-1) !== undefined) windowed++;
+        }
+      }
+    }
+    // Dense matches are answered from a window, not from the whole store.
+    expect(windowed).toBeGreaterThan(10);
+  });
+
+  it("reads past the window when an event received just before it is newer than the window's page", async () => {
+    const minutes = (n: number) => n * 60_000_000;
+    const since = NOW - DAY;
+    const events: Stored[] = [
+      { id: "newest", timeUs: NOW - HOUR, receivedUs: NOW - HOUR },
+      // In the window, with a time in the window's first hour.
+      { id: "inside", timeUs: since + minutes(20), receivedUs: since + minutes(10) },
+      // Received before the window, with its time the full lead after that: newer than "inside".
+      { id: "before", timeUs: since - minutes(10) + TIME_LEAD_OVER_RECEIPT_US, receivedUs: since - minutes(10) },
+    ];
+    const reads: (number | undefined)[] = [];
+    const page = await newestPage({ rows: 2, newestUs: NOW, floorUs: undefined, lookup: false, read: reader(events, () => true, 2, reads), timeUsOf: (e) => e.timeUs });
+    expect(page.map((e) => e.id)).toEqual(["newest", "before"]);
+    expect(reads).toEqual([since, undefined]);
+  });
+
+  it("answers a dense search from the last day alone, and an absent one from the whole store after it", async () => {
+    const events = store(2, 2000, 30);
+    const dense: (number | undefined)[] = [];
+    await newestPage({ rows: 51, newestUs: NOW, floorUs: undefined, lookup: false, read: reader(events, () => true, 51, dense), timeUsOf: (e) => e.timeUs });
+    expect(dense).toEqual([NOW - DAY]);
+    const absent: (number | undefined)[] = [];
+    await newestPage({ rows: 51, newestUs: NOW, floorUs: undefined, lookup: false, read: reader(events, () => false, 51, absent), timeUsOf: (e) => e.timeUs });
+    expect(absent).toEqual([NOW - DAY, undefined]);
+  });
+
+  it("asks no window when the filter's own start or the store's age leaves little to skip", async () => {
+    const events = store(3, 500, 30);
+    const reads: (number | undefined)[] = [];
+    const read = reader(events, () => false, 51, reads);
+    const ask = (oldestUs: number, floorUs: number | undefined) =>
+      createRecentWindows(async () => oldestUs)({ rows: 51, newestUs: NOW, floorUs, lookup: false, read, timeUsOf: (e) => e.timeUs });
+    await ask(NOW - 30 * DAY, NOW - 7 * DAY);
+    expect(reads).toEqual([undefined]);
+    reads.length = 0;
+    await ask(NOW - 30 * DAY, NOW - 20 * DAY);
+    expect(reads).toEqual([NOW - DAY, undefined]);
+    reads.length = 0;
+    await ask(NOW - 7 * DAY, undefined);
+    expect(reads).toEqual([undefined]);
+  });
+
+  it("asks no window for a lookup of an identifier, whose few matches rarely fill a page in a day", async () => {
+    const reads: (number | undefined)[] = [];
+    await newestPage({ rows: 51, newestUs: NOW, floorUs: undefined, lookup: true, read: reader(store(4, 500, 30), () => true, 51, reads), timeUsOf: (e) => e.timeUs });
+    expect(reads).toEqual([undefined]);
+  });
+});
+
+describe("the commit stamp keeps the bound reads rely on", () => {
+  const pending = (timeUs: number) => ({ record: { timeUs } as EventRecord, clientId: false, bytes: 0, weight: 0 }) satisfies PendingEvent;
+
+  it("is at least the newest time of the batch less the lead", () => {
+    expect(receiptFloorUs([pending(NOW - DAY), pending(NOW + 5 * 60_000_000), pending(NOW)])).toBe(NOW + 5 * 60_000_000 - TIME_LEAD_OVER_RECEIPT_US);
+  });
+});
