@@ -147,11 +147,12 @@ const PARQUET_COLUMNS = `id, tenant_id, time, utc_offset_minutes, type, action,
 const NOT_FREE_TEXT = new Set(["tenant_id", "time", "utc_offset_minutes", "outcome", "severity", "received_at", "chain_id", "seq", "prev_hash", "hash", "checkpoint.signature", "checkpoint.key_id"]);
 
 /**
- * A text cell a spreadsheet would evaluate (it starts with =, +, -, @, a tab
- * or a carriage return) gets a leading single quote: OWASP's advice against
- * CSV injection. The rest of the cell is unchanged.
+ * A text cell a spreadsheet would evaluate (it starts with =, +, -, @, a tab,
+ * a carriage return or a NUL, the class OWASP ASVS lists) gets a leading
+ * single quote: OWASP's advice against CSV injection. The rest of the cell is
+ * unchanged.
  */
-const formulaSafe = (sql: string) => `if(match(${sql}, '^[-=+@\\t\\r]'), concat('\\'', ${sql}), ${sql})`;
+const formulaSafe = (sql: string) => `if(match(${sql}, '^[-=+@\\t\\r\\\\x00]'), concat('\\'', ${sql}), ${sql})`;
 
 /** RFC 4180: quote every field, double the quotes inside. */
 const csvField = (value: string) => `"${value.replaceAll('"', '""')}"`;

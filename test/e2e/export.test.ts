@@ -179,7 +179,7 @@ describe("CSV for spreadsheets (csv_formula_safe)", () => {
         message: '=HYPERLINK("http://evil.example","click")',
         actor: { id: "+1-555-0100", name: "@SUM(A1:A9)" },
         resource: { type: "account", id: "-2+3", name: "\tcmd" },
-        attributes: { amount: "-12.50", note: "\rlead", plain: "a = b" },
+        attributes: { amount: "-12.50", note: "\rlead", plain: "a = b", nul: "\u0000cmd" },
       }),
     ]);
   });
@@ -195,6 +195,7 @@ describe("CSV for spreadsheets (csv_formula_safe)", () => {
       "resource.name": "'\tcmd",
       "attributes.amount": "'-12.50",
       "attributes.note": "'\rlead",
+      "attributes.nul": "'\u0000cmd",
       // Not a formula: left alone. Numbers and our own columns are never touched.
       "attributes.plain": "a = b",
       "resource.type": "account",
