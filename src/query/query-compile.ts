@@ -72,9 +72,9 @@ const LOOKUP_COLUMNS: ReadonlySet<StringColumn> = new Set(["actor_id", "actor_se
 export function isLookup(node: QueryNode): boolean {
   switch (node.kind) {
     case "equals":
-      return !node.prefix && LOOKUP_COLUMNS.has(node.column);
+      return !node.prefix && node.value !== "" && LOOKUP_COLUMNS.has(node.column);
     case "attribute":
-      return node.op === "=" && !node.prefix;
+      return node.op === "=" && !node.prefix && node.value !== "";
     case "and":
       return node.items.some(isLookup);
     case "or":

@@ -36,8 +36,10 @@ export function createRecentWindows(oldestReceivedUs: () => Promise<number>) {
   /**
    * `read(sinceUs)` returns the first `rows` rows in newest-first order among
    * the events received at or after `sinceUs` (all of them when undefined).
-   * `newestUs`: no row of the page is newer (the cursor, the filter's end, or
-   * now); `floorUs`: the filter's own lower bound on `time`, if any.
+   * `newestUs`: where the page starts, about (the cursor, the filter's end,
+   * or the snapshot; rows may be up to the lead newer than a snapshot): it
+   * places the window, and only decides the work, never the answer.
+   * `floorUs`: the filter's own lower bound on `time`, if any.
    */
   return async function newestPage<Row>(opts: {
     rows: number;

@@ -59,12 +59,18 @@ export function textTermSql(term: string, where: Conditions): string {
  * lookup of a rare value (an order id, an e-mail) then reads the few granules
  * that have it instead of every attribute of the tenant. A value made only of
  * common words costs a little more this way (README, "Full-text search").
+ * Only the value's all-ASCII words are looked up, lower-cased here: exact
+ * equality must not depend on the engine lower-casing other letters the same
+ * way when it built an index as when it is asked (a change of its Unicode
+ * tables between versions), and fewer words are still necessary.
  */
 export function attributeEqualsSql(key: string, value: string, where: Conditions): string {
   const k = where.param("String", key);
   const v = where.param("String", value);
   const equals = `mapContains(attributes, ${k}) AND attributes[${k}] = ${v}`;
-  return wordsOf(value).length > 0 ? `(hasAllTokens(${valueWords}, lowerUTF8(${v})) AND ${equals})` : `(${equals})`;
+  const asciiWords = value.split(SEPARATORS).filter((w) => /^[A-Za-z0-9]+$/.test(w)).map((w) => w.toLowerCase());
+  if (asciiWords.length === 0) return `(${equals})`;
+  return `(hasAllTokens(${valueWords}, ${where.param("Array(String)", [...new Set(asciiWords)])}) AND ${equals})`;
 }
 
 /** The same term as a predicate on an event in memory; a test holds the two equal. */

@@ -25,6 +25,7 @@ const EVENTS: Event[] = (<{ message: string; attributes?: Record<string, string>
   { message: "nothing to see", attributes: { reason: "card declined twice" } },
   { message: "split across fields", attributes: { a: "card", b: "declined" } },
   { message: "punctuation only", attributes: { mark: "--", blank: "" } },
+  { message: "beyond ASCII", attributes: { city: "Zürich-8001", dash: "—" } },
 ]).map((fields, n) => sampleEvent(n, { id: `ft-${n}`, source: "fulltext", ...fields }));
 
 async function start() {
@@ -79,6 +80,9 @@ const ATTRIBUTE_CASES: [Record<string, string>, string[]][] = [
   [{ mark: "--" }, ids(8)],
   [{ blank: "" }, ids(8)],
   [{ mark: "" }, []],
+  [{ city: "Zürich-8001" }, ids(9)],
+  [{ city: "zürich-8001" }, []],
+  [{ dash: "—" }, ids(9)],
 ];
 const searchAttributes = async (how: "query" | "filter", attributes: Record<string, string>) => {
   const filter = how === "filter" ? { attributes } : { query: Object.entries(attributes).map(([k, v]) => `attr.${k}:${JSON.stringify(v)}`).join(" ") };
@@ -89,6 +93,13 @@ describe("attribute equality", () => {
   it.each(ATTRIBUTE_CASES)("%j (EventFilter.attributes and attr.<key>:\"…\" alike)", async (attributes, want) => {
     expect(await searchAttributes("filter", attributes)).toEqual(want);
     expect(await searchAttributes("query", attributes)).toEqual(want);
+  });
+});
+
+describe("attribute inequality", () => {
+  it("-attr.<key>:\"…\" keeps every event without that exact value", async () => {
+    const found = (await searchAllJson(clients, auditor, { sources: ["fulltext"], query: '-attr.order:"ord-4711"' })).map((e) => e.id as string).sort();
+    expect(found).toEqual(EVENTS.map((e) => e.id).filter((id) => id !== "ft-3").sort());
   });
 });
 

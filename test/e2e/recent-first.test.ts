@@ -1,5 +1,6 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ExportFormat } from "../../gen/auditlog/v1/query_pb.js";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../../src/store/receipt-lead.ts";
 import { appendAll, searchAllJson } from "../helpers/bulk.ts";
 import { bearer, connectClients } from "../helpers/clients.ts";
@@ -103,6 +104,16 @@ describe("a store of many days", () => {
     expect(await ids({ sources: ["windows"], endTime: timestampFromMs((T0 - 4 * DAY) / 1000) })).toEqual(
       newestFirst(ALL.filter((e) => e.timeUs < T0 - 4 * DAY)),
     );
+  });
+
+  it("exports from a start time every event dated after it, one received before it included", async () => {
+    const start = T0 - DAY + 30 * MINUTE;
+    const chunks: Uint8Array[] = [];
+    const request = { filter: { sources: ["windows"], startTime: timestampFromMs(start / 1000) }, format: ExportFormat.NDJSON };
+    for await (const msg of clients.query.exportEvents(request, bearer(auditor))) chunks.push(msg.data);
+    const exported = Buffer.concat(chunks).toString("utf8").trim().split("\n").map((line) => (JSON.parse(line) as { id: string }).id);
+    expect(exported.sort()).toEqual(ALL.filter((e) => e.timeUs >= start).map((e) => e.id).sort());
+    expect(exported).toContain("before-edge");
   });
 
   it("counts the same in stats from raw events over a time range", async () => {

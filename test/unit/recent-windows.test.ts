@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { receiptFloorUs, type PendingEvent } from "../../src/ingest/commit.ts";
+import pino from "pino";
+import { createCommitter, receiptFloorUs, type PendingEvent } from "../../src/ingest/commit.ts";
+import { INSERT_COLUMNS, recordFromEvent } from "../../src/store/event-row.ts";
+import { sampleEvent } from "../helpers/events.ts";
 import { createRecentWindows } from "../../src/query/recent-windows.ts";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../../src/store/receipt-lead.ts";
 import type { EventRecord } from "../../src/store/event-row.ts";
@@ -90,6 +93,22 @@ describe("newest-first pages from the recent partitions first", () => {
     expect(reads).toEqual([since, undefined]);
   });
 
+  it("accepts the window's page exactly when its last row is at least the lead newer than the window's start", async () => {
+    const since = NOW - DAY;
+    // The newest an event received before the window can be.
+    const edge: Stored = { id: "edge", timeUs: since - 1 + TIME_LEAD_OVER_RECEIPT_US, receivedUs: since - 1 };
+    for (const [lastUs, fromWindow] of [
+      [since + TIME_LEAD_OVER_RECEIPT_US, true],
+      [since + TIME_LEAD_OVER_RECEIPT_US - 1, false],
+    ] as const) {
+      const events: Stored[] = [{ id: "newest", timeUs: NOW, receivedUs: NOW }, { id: "last", timeUs: lastUs, receivedUs: since }, edge];
+      const reads: (number | undefined)[] = [];
+      const page = await newestPage({ rows: 2, newestUs: NOW, floorUs: undefined, lookup: false, read: reader(events, () => true, 2, reads), timeUsOf: (e) => e.timeUs });
+      expect(reads, `last row at since + lead ${lastUs - since - TIME_LEAD_OVER_RECEIPT_US} µs`).toEqual(fromWindow ? [since] : [since, undefined]);
+      expect(page.map((e) => e.id)).toEqual(events.sort(newestFirst).slice(0, 2).map((e) => e.id));
+    }
+  });
+
   it("answers a dense search from the last day alone, and an absent one from the whole store after it", async () => {
     const events = store(2, 2000, 30);
     const dense: (number | undefined)[] = [];
@@ -128,5 +147,22 @@ describe("the commit stamp keeps the bound reads rely on", () => {
 
   it("is at least the newest time of the batch less the lead", () => {
     expect(receiptFloorUs([pending(NOW - DAY), pending(NOW + 5 * 60_000_000), pending(NOW)])).toBe(NOW + 5 * 60_000_000 - TIME_LEAD_OVER_RECEIPT_US);
+  });
+
+  it("stamps a batch no earlier than that, even when the clock is behind its events (stepped back)", async () => {
+    const bodies: string[] = [];
+    const committer = createCommitter({
+      // Server-made ids need no lookup, so the client is never asked; the insert is captured.
+      client: undefined as never,
+      insertRows: async (_table, _columns, body) => void bodies.push(body.toString("utf8")),
+      retentionDays: () => 90,
+      log: pino({ level: "silent" }),
+    });
+    const aheadUs = Date.now() * 1000 + 3 * HOUR;
+    const record = { ...recordFromEvent(sampleEvent(1, { tenantId: "t" })), tenantId: "t", timeUs: aheadUs } as EventRecord;
+    expect(await committer.commit([{ record, clientId: false, bytes: 0, weight: 0 }])).toEqual([true]);
+    const [row] = bodies.map((b) => JSON.parse(b) as unknown[]);
+    const receivedAt = row[INSERT_COLUMNS.indexOf("received_at")] as string;
+    expect(Date.parse(`${receivedAt.replace(" ", "T")}Z`) * 1000).toBeGreaterThanOrEqual(aheadUs - TIME_LEAD_OVER_RECEIPT_US);
   });
 });
