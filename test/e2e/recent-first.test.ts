@@ -116,6 +116,20 @@ describe("a store of many days", () => {
     expect(exported).toContain("before-edge");
   });
 
+  it("replays on a tail, from a start time, every event dated after it, one received before it included", async () => {
+    const start = T0 - DAY + 30 * MINUTE;
+    const request = { filter: { sources: ["windows"], startTime: timestampFromMs(start / 1000) }, since: timestampFromMs((T0 - 30 * DAY) / 1000) };
+    const abort = new AbortController();
+    const replayed: string[] = [];
+    for await (const msg of clients.query.tailEvents(request, { ...bearer(auditor), signal: abort.signal })) {
+      replayed.push(...msg.events.map((e) => e.id));
+      if (msg.live) break;
+    }
+    abort.abort();
+    expect(replayed.sort()).toEqual(ALL.filter((e) => e.timeUs >= start).map((e) => e.id).sort());
+    expect(replayed).toContain("before-edge");
+  });
+
   it("counts the same in stats from raw events over a time range", async () => {
     const stats = await clients.query.getStats(
       { filter: { startTime: timestampFromMs((T0 - 6 * DAY) / 1000), query: "source:windows" }, groupBy: [] },
