@@ -50,8 +50,9 @@ export function createRecentWindows(oldestReceivedUs: () => Promise<number>) {
     read: (sinceUs: number | undefined) => Promise<Row[]>;
     timeUsOf: (row: Row) => number;
   }): Promise<Row[]> {
+    if (opts.lookup) return opts.read(undefined);
     const earliestUs = Math.max(await oldestReceivedUs(), opts.floorUs === undefined ? -Infinity : opts.floorUs - TIME_LEAD_OVER_RECEIPT_US);
-    if (!opts.lookup && opts.newestUs - earliestUs > MIN_SPAN_US) {
+    if (opts.newestUs - earliestUs > MIN_SPAN_US) {
       const sinceUs = opts.newestUs - WINDOW_US;
       const page = await opts.read(sinceUs);
       if (page.length >= opts.rows && opts.timeUsOf(page[opts.rows - 1]) >= sinceUs + TIME_LEAD_OVER_RECEIPT_US) return page;
