@@ -15,8 +15,8 @@ export type RecordPredicate = (record: EventRecord) => boolean;
  * together). Invalid filters are refused by running them through
  * `filterConditions` first, so both report the same errors.
  */
-export function matchFilter(scope: TenantScope, filter: EventFilter | undefined): RecordPredicate {
-  filterConditions(scope, filter);
+export function matchFilter(scope: TenantScope, filter: EventFilter | undefined, nowUs = nowMicros()): RecordPredicate {
+  filterConditions(scope, filter, { nowUs });
   const tests: RecordPredicate[] = [];
   if (scope.kind === "tenant") {
     const { tenant, actorId } = scope;
@@ -62,7 +62,7 @@ export function matchFilter(scope: TenantScope, filter: EventFilter | undefined)
       tests.push((r) => Object.hasOwn(r.attributes, key) && r.attributes[key] === value);
     }
     if (filter.text) tests.push(textTermPredicate(filter.text));
-    if (filter.query) tests.push(queryPredicate(parseQuery(filter.query, nowMicros())));
+    if (filter.query) tests.push(queryPredicate(parseQuery(filter.query, nowUs)));
   }
   return (record) => tests.every((test) => test(record));
 }

@@ -4,7 +4,7 @@ import { invalidArgument } from "../errors.ts";
 import { outcomeName } from "../store/event-row.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { nowMicros, storableMicros } from "../time.ts";
-import { isLookup, querySql, timeFloorUs } from "./query-compile.ts";
+import { isLookup, querySql, timeCeilingUs, timeFloorUs } from "./query-compile.ts";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../store/receipt-lead.ts";
 import { attributeEqualsSql, textTermSql } from "./text-term.ts";
 import { parseQuery } from "./query-language.ts";
@@ -29,7 +29,7 @@ export class Conditions {
   readonly params: Record<string, unknown> = {};
   /** The earliest `time` the filter lets through, if it implies one. */
   timeFloorUs: number | undefined;
-  /** The filter's end_time (times before it pass), if set. */
+  /** The filter's end_time or the query's `until:` (times before it pass), if set. */
   timeCeilingUs: number | undefined;
   /** The filter names an identifier (an actor, a resource, a request, an attribute value): few matches, likely spread over time. */
   lookup = false;
@@ -71,12 +71,23 @@ function scopeCondition(where: Conditions, scope: TenantScope): void {
   if (scope.actorId !== undefined) where.add(`actor_id = ${where.param("String", scope.actorId)}`);
 }
 
+export interface FilterOptions {
+  /** The table read: `events`, or the hourly rollup, which has no `received_at`. */
+  table?: "events" | "events_hourly";
+  /**
+   * The "now" the query language's relative times (`since:24h`) count back
+   * from. A read of several steps (the pages of one search, a tail's replay)
+   * passes the same one to each, so its bounds do not move between them.
+   */
+  nowUs?: number;
+}
+
 /**
- * Conditions on `events` (or on the hourly rollup, which has no
- * `received_at`) from the caller's scope and an EventFilter; callers may add
- * their own (paging) before `build()`.
+ * Conditions on `events` (or on the hourly rollup) from the caller's scope
+ * and an EventFilter; callers may add their own (paging) before `build()`.
  */
-export function filterConditions(scope: TenantScope, filter: EventFilter | undefined, table: "events" | "events_hourly" = "events"): Conditions {
+export function filterConditions(scope: TenantScope, filter: EventFilter | undefined, options: FilterOptions = {}): Conditions {
+  const { table = "events", nowUs = nowMicros() } = options;
   const where = new Conditions();
   scopeCondition(where, scope);
   where.lookup = scope.kind === "tenant" && scope.actorId !== undefined;
@@ -139,12 +150,15 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
     where.add(textTermSql(filter.text, where));
   }
   let floorUs = start;
+  let ceilingUs = end;
   where.lookup ||= filter.actorIds.length + filter.resourceIds.length + attributes.length > 0 || filter.requestId !== "";
   if (filter.query) {
-    const query = parseQuery(filter.query, nowMicros());
+    const query = parseQuery(filter.query, nowUs);
     where.add(querySql(query, where));
     const queryFloor = timeFloorUs(query);
     if (queryFloor !== undefined) floorUs = Math.max(floorUs ?? queryFloor, queryFloor);
+    const queryCeiling = timeCeilingUs(query);
+    if (queryCeiling !== undefined) ceilingUs = Math.min(ceilingUs ?? queryCeiling, queryCeiling);
     where.lookup ||= isLookup(query);
   }
   if (floorUs !== undefined && table === "events") {
@@ -153,6 +167,6 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
     where.add(`received_at >= fromUnixTimestamp64Micro(${where.param("Int64", floorUs - TIME_LEAD_OVER_RECEIPT_US)}, 'UTC')`);
   }
   where.timeFloorUs = floorUs;
-  where.timeCeilingUs = end;
+  where.timeCeilingUs = ceilingUs;
   return where;
 }

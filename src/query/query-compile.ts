@@ -45,17 +45,25 @@ export function querySql(node: QueryNode, where: Conditions): string {
  * implies one (`since:` at its top level, or in every branch of an OR);
  * undefined when it does not (under NOT, or only in some branches).
  */
-export function timeFloorUs(node: QueryNode): number | undefined {
+export const timeFloorUs = (node: QueryNode): number | undefined => timeBoundUs(node, ">=");
+
+/** The (exclusive) latest `time` a match can have, from `until:`, as `timeFloorUs` from `since:`. */
+export const timeCeilingUs = (node: QueryNode): number | undefined => timeBoundUs(node, "<");
+
+function timeBoundUs(node: QueryNode, op: ">=" | "<"): number | undefined {
+  // Of the bounds all matches must meet, the tightest; of alternatives, the loosest.
+  const tightest = op === ">=" ? Math.max : Math.min;
+  const loosest = op === ">=" ? Math.min : Math.max;
   switch (node.kind) {
     case "time":
-      return node.op === ">=" ? node.us : undefined;
+      return node.op === op ? node.us : undefined;
     case "and": {
-      const floors = node.items.map(timeFloorUs).filter((us) => us !== undefined);
-      return floors.length > 0 ? Math.max(...floors) : undefined;
+      const bounds = node.items.map((item) => timeBoundUs(item, op)).filter((us) => us !== undefined);
+      return bounds.length > 0 ? tightest(...bounds) : undefined;
     }
     case "or": {
-      const floors = node.items.map(timeFloorUs);
-      return floors.every((us) => us !== undefined) ? Math.min(...floors) : undefined;
+      const bounds = node.items.map((item) => timeBoundUs(item, op));
+      return bounds.every((us) => us !== undefined) ? loosest(...bounds) : undefined;
     }
     default:
       return undefined;

@@ -123,7 +123,6 @@ function searchPages(deps: QueryDeps) {
       const pageSize = req.pageSize || config.defaultPageSize;
       const scope = readScope(principal, req.filter?.tenantId ?? "");
       note.scope = scope;
-      const where = filterConditions(scope, req.filter);
       const filterHash = canonicalHash([scope, req.filter ? toJson(EventFilterSchema, req.filter) : null]);
       const cursor = req.pageToken ? decodePageToken(req.pageToken, filterHash) : undefined;
       // The wall clock, not this process's last commit: with several instances
@@ -131,6 +130,8 @@ function searchPages(deps: QueryDeps) {
       // page is in the snapshot. An event stamped earlier but committed after
       // the first page may show up on a later page (once); nothing repeats.
       const snapshotUs = cursor?.snapshotUs ?? deps.settledUs();
+      // Every page counts relative times (`since:24h`) back from the first page's snapshot.
+      const where = filterConditions(scope, req.filter, { nowUs: snapshotUs });
 
       where.add(`received_at <= fromUnixTimestamp64Micro(${where.param("Int64", snapshotUs)}, 'UTC')`);
       if (cursor) {

@@ -133,7 +133,7 @@ export async function getStats(client: ClickHouseClient, scope: TenantScope, req
   if (byTime && !(req.bucket in BUCKETS)) throw invalidArgument(`bucket has unknown value ${req.bucket}`);
 
   const fromRollup = rollupAnswers(scope, req.filter, req);
-  const where = filterConditions(scope, req.filter, fromRollup ? "events_hourly" : "events");
+  const where = filterConditions(scope, req.filter, { table: fromRollup ? "events_hourly" : "events" });
   const keys = req.groupBy.filter((d) => d !== StatsDimension.TIME).map((d, i) => `${DIMENSIONS[d as keyof typeof DIMENSIONS]} AS k${i}`);
   const bucket = byTime ? [`toUnixTimestamp(${BUCKETS[req.bucket as keyof typeof BUCKETS](fromRollup ? "hour" : "time")}) AS bucket`] : [];
   const select = [...keys, ...bucket];

@@ -7,6 +7,7 @@ import { matchFilter } from "../query/filter-match.ts";
 import { filterConditions } from "../query/filter-sql.ts";
 import { fromRecord, fromSelectedRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
 import { unavailable } from "../errors.ts";
+import { nowMicros } from "../time.ts";
 import { TailClosed, type TailHub } from "./hub.ts";
 import { comparePositions, encodeCursor, type TailPosition } from "./position.ts";
 
@@ -44,12 +45,14 @@ const REPLAY_PAGE = 5000;
  * take the settled commit time as the position.
  */
 export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { delivered: number }): AsyncGenerator<TailEventsResponse> {
-  const matches = matchFilter(req.scope, req.filter);
+  // Relative times in the query (`since:1h`) count back from the subscription, for the replay and the live events alike.
+  const nowUs = nowMicros();
+  const matches = matchFilter(req.scope, req.filter, nowUs);
   let position = req.after;
 
   async function* replay(): AsyncGenerator<TailEventsResponse> {
     for (;;) {
-      const rows = await replayPage(deps.client, req, position!);
+      const rows = await replayPage(deps.client, req, position!, nowUs);
       for (let i = 0; i < rows.length; i += MESSAGE_EVENTS) {
         const page = rows.slice(i, i + MESSAGE_EVENTS);
         const last = page[page.length - 1];
@@ -98,8 +101,8 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
   }
 }
 
-async function replayPage(client: ClickHouseClient, req: TailRequest, after: TailPosition): Promise<SelectedRow[]> {
-  const where = filterConditions(req.scope, req.filter);
+async function replayPage(client: ClickHouseClient, req: TailRequest, after: TailPosition, nowUs: number): Promise<SelectedRow[]> {
+  const where = filterConditions(req.scope, req.filter, { nowUs });
   const at = `fromUnixTimestamp64Micro(${where.param("Int64", after.receivedAtUs)}, 'UTC')`;
   // The plain bound prunes partitions (they are by day of received_at).
   where.add(`received_at >= ${at}`);

@@ -84,6 +84,32 @@ describe("the query language in SearchEvents", () => {
     expect(await search({ query: "attr.plan:pro", types: ["auth.login"] })).toEqual(ids((e) => e.attributes.plan === "pro" && e.type === "auth.login"));
   });
 
+  it("a relative since: keeps the first page's bound on every later page", async () => {
+    // Three events inside `since:60s` when the first page is read (with two
+    // seconds to spare for a slow machine); the next pages are asked for once
+    // the clock has moved past where a bound counted from their own time
+    // would drop the older two.
+    const writer = await server.token("ql-paging", ["writer"]);
+    const reader = await server.token("ql-paging", ["auditor"]);
+    const startedMs = Date.now();
+    const inside = [57_000, 57_500, 58_000].map((ago, n) => sampleEvent(n, { id: `edge-${n}`, source: "edge", time: timestampFromDate(new Date(startedMs - ago)) }));
+    await appendAll(clients, writer, inside);
+    const filter = { query: "since:60s", sources: ["edge"] };
+    const first = await clients.query.searchEvents({ filter, pageSize: 1 }, bearer(reader));
+    expect(first.events.map((e) => e.id)).toEqual(["edge-0"]);
+    const boundAtFirstPage = Date.now();
+    // Time passing is the subject here, not a stand-in for an event.
+    await new Promise((resolve) => setTimeout(resolve, startedMs + 3_100 - boundAtFirstPage));
+    const ids = first.events.map((e) => e.id);
+    let token = first.nextPageToken;
+    while (token) {
+      const page = await clients.query.searchEvents({ filter, pageSize: 1, pageToken: token }, bearer(reader));
+      ids.push(...page.events.map((e) => e.id));
+      token = page.nextPageToken;
+    }
+    expect(ids).toEqual(["edge-0", "edge-1", "edge-2"]);
+  });
+
   it("a malformed query is INVALID_ARGUMENT, saying where and what was expected", async () => {
     await expect(clients.query.searchEvents({ filter: { query: "type:billing.* (outcome:FAILURE" } }, bearer(auditor))).rejects.toMatchObject({
       code: Code.InvalidArgument,

@@ -141,7 +141,7 @@ describe("filterConditions: time range", () => {
     expect(where.sql).toContain(`received_at >= fromUnixTimestamp64Micro(${placeholderOf(where, startUs - TIME_LEAD_OVER_RECEIPT_US)}, 'UTC')`);
     expect(build(ACME, { endTime: at("2026-01-01T00:00:00Z") }).sql).not.toContain("received_at");
     // The hourly rollup has no received_at.
-    expect(filterConditions(ACME, filter({ startTime: at("2026-01-01T00:00:00Z") }), "events_hourly").build().sql).not.toContain("received_at");
+    expect(filterConditions(ACME, filter({ startTime: at("2026-01-01T00:00:00Z") }), { table: "events_hourly" }).build().sql).not.toContain("received_at");
   });
 
   it("takes the bound from the query language's since: where every match must satisfy it", () => {
@@ -158,6 +158,29 @@ describe("filterConditions: time range", () => {
     expect(floor("since:2026-03-01 OR declined")).toBeUndefined();
     expect(floor("-since:2026-03-01")).toBeUndefined();
     expect(floor("until:2026-03-01")).toBeUndefined();
+  });
+
+  it("takes the newest time a match can have from end_time and from until: where every match must satisfy it", () => {
+    const ceiling = (query: string, endTime?: string) => {
+      const us = filterConditions(ACME, filter({ query, ...(endTime ? { endTime: at(endTime) } : {}) })).timeCeilingUs;
+      return us === undefined ? undefined : new Date(us / 1000).toISOString();
+    };
+    expect(ceiling("until:2026-03-01 declined")).toBe("2026-03-01T00:00:00.000Z");
+    expect(ceiling("until:2026-03-01 until:2026-02-01")).toBe("2026-02-01T00:00:00.000Z");
+    expect(ceiling("(until:2026-03-01 a) OR (until:2026-02-01 b)")).toBe("2026-03-01T00:00:00.000Z");
+    expect(ceiling("until:2026-03-01", "2026-01-01T00:00:00Z")).toBe("2026-01-01T00:00:00.000Z");
+    expect(ceiling("until:2026-03-01", "2026-04-01T00:00:00Z")).toBe("2026-03-01T00:00:00.000Z");
+    expect(ceiling("declined", "2026-04-01T00:00:00Z")).toBe("2026-04-01T00:00:00.000Z");
+    expect(ceiling("until:2026-03-01 OR declined")).toBeUndefined();
+    expect(ceiling("-until:2026-03-01")).toBeUndefined();
+    expect(ceiling("since:2026-03-01")).toBeUndefined();
+  });
+
+  it("counts relative times back from the now it is given, so the pages of one search share their bounds", () => {
+    const nowUs = Date.UTC(2026, 5, 1) * 1000;
+    const where = filterConditions(ACME, filter({ query: "since:24h until:1h" }), { nowUs });
+    expect(where.timeFloorUs).toBe(nowUs - 86_400_000_000);
+    expect(where.timeCeilingUs).toBe(nowUs - 3_600_000_000);
   });
 
   it("marks lookups of an identifier, which search newest-first from the whole store at once", () => {
