@@ -51,8 +51,8 @@ export async function runLoadClients(opts: {
   perMessage: number;
   /** Total events/s offered; 0 = as fast as they can. */
   rate?: number;
-  /** gRPC Ingest streams (default), or unary Append in Connect JSON. */
-  mode?: "grpc" | "append-json";
+  /** gRPC Ingest streams (default), the same in an open loop at `rate`, or unary Append in Connect JSON (bench/load-client.ts). */
+  mode?: "grpc" | "grpc-open" | "append-json";
 }) {
   const perProcess = Math.ceil(opts.events / opts.processes);
   const started = performance.now();

@@ -6,9 +6,14 @@
  *
  *   node --import tsx bench/load-client.ts URL TOKEN EVENTS STREAMS PER_MESSAGE [RATE] [MODE]
  *
- * MODE `grpc` (default): Ingest client streams; `append-json`: unary Append
- * calls in Connect JSON over HTTP/1.1 keep-alive (what curl users send),
- * STREAMS of them in flight, latency = request → answer.
+ * MODE `grpc` (default): Ingest client streams, STREAMS of them one after
+ * another, each of 20 messages; `grpc-open`: open loop at RATE, for latency:
+ * a stream of one message starts every PER_MESSAGE / RATE seconds whatever
+ * the streams before it are doing (as a service flushing its buffer would),
+ * latency = its scheduled start → its acknowledgement, so a slow answer
+ * delays no later send and is not hidden (no coordinated omission);
+ * `append-json`: unary Append calls in Connect JSON over HTTP/1.1 keep-alive
+ * (what curl users send), STREAMS of them in flight, latency = request → answer.
  *
  * Encoding protobuf costs a JS client more CPU than the server spends storing
  * the events, so a pool of requests is encoded once and the bytes are sent
@@ -53,8 +58,9 @@ let sent = 0;
 let acked = 0;
 const started = performance.now();
 
-async function ingestOnce(messages: number, offset: number): Promise<IngestResponse> {
-  let endedAt = 0;
+/** One Ingest stream of `messages` messages; its latency counts from `since` (default: its last message sent). */
+async function ingestOnce(messages: number, offset: number, since?: number): Promise<IngestResponse> {
+  let endedAt = since ?? 0;
   return new Promise<IngestResponse>((resolve, reject) => {
     const call = client.makeClientStreamRequest<Buffer, IngestResponse>(
       "/auditlog.v1.IngestService/Ingest",
@@ -70,13 +76,14 @@ async function ingestOnce(messages: number, offset: number): Promise<IngestRespo
     (async () => {
       for (let m = 0; m < messages; m++) {
         sent += perMessage;
-        if (rate > 0) {
+        // Paced here in the closed loop; the open loop paces its streams itself.
+        if (rate > 0 && since === undefined) {
           const wait = started + (sent / rate) * 1000 - performance.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         }
         if (!call.write(pool[(offset + m) % POOL])) await new Promise((r) => call.once("drain", r));
       }
-      endedAt = performance.now();
+      if (since === undefined) endedAt = performance.now();
       call.end();
     })().catch(reject);
   });
@@ -89,6 +96,18 @@ async function worker(w: number) {
     const res = await ingestOnce(messages, offset / perMessage);
     acked += Number(res.acceptedCount);
   }
+}
+
+async function openLoop() {
+  const streamsDue = Math.ceil(totalEvents / perMessage);
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < streamsDue; i++) {
+    const due = started + ((i * perMessage) / rate) * 1000;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(ingestOnce(1, i, due).then((res) => void (acked += Number(res.acceptedCount))));
+  }
+  await Promise.all(inFlight);
 }
 
 const jsonPool = mode === "append-json" ? pool.map((b) => toJsonString(AppendRequestSchema, create(AppendRequestSchema, { events: fromBinary(IngestRequestSchema, b).events }))) : [];
@@ -113,6 +132,11 @@ async function appendWorker(w: number) {
   }
 }
 
-await Promise.all(Array.from({ length: streams }, (_, w) => (mode === "append-json" ? appendWorker(w) : worker(w))));
+if (mode === "grpc-open") {
+  if (!(rate > 0)) throw new Error("grpc-open needs a RATE");
+  await openLoop();
+} else {
+  await Promise.all(Array.from({ length: streams }, (_, w) => (mode === "append-json" ? appendWorker(w) : worker(w))));
+}
 client.close();
 process.stdout.write(JSON.stringify({ acked, seconds: (performance.now() - started) / 1000, latenciesMs }) + "\n");
