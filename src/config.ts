@@ -14,6 +14,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** RPC responses smaller than this go uncompressed, whatever the client accepts. */
   compressMinBytes: number;
+  /** When set, GET /metrics answers only `Authorization: Bearer <it>` (Prometheus `authorization.credentials`). */
+  metricsToken?: string;
   store: StoreConfig;
   auth: AuthConfig;
   ingest: IngestConfig;
@@ -226,6 +228,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: str(env, "LOG_LEVEL") ?? "info",
     shutdownGraceMs: int(env, "AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     compressMinBytes: int(env, "AUDITLOG_COMPRESS_MIN_BYTES", 64 * 1024, 0, 1024 * 1024 * 1024),
+    metricsToken: str(env, "AUDITLOG_METRICS_TOKEN"),
     store,
     auth: {
       secret: str(env, "AUDITLOG_JWT_SECRET"),

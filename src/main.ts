@@ -120,7 +120,8 @@ async function serve(config: Config) {
   if (keyFile) log.info({ file: keyFile, keyId: signer.keyId }, "generated a new Ed25519 checkpoint signing key (mode 0600)");
   const chainId =
     config.integrity.instanceId ?? loadOrCreateFile(config.dataDir, "instance-id", () => randomBytes(6).toString("hex")).value.trim();
-  const server = await startServer({ config, log, clients, store, verify, stream, signer, chainId, tenants });
+  const { createMetrics } = await import("./metrics.ts");
+  const server = await startServer({ config, log, clients, store, verify, stream, signer, chainId, tenants, metrics: createMetrics() });
   log.info(
     { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
     `listening on port ${server.port}`,

@@ -33,6 +33,8 @@ import { createTenantRedaction } from "./tenants/redaction.ts";
 import type { TenantRegistry } from "./tenants/registry.ts";
 import { tenantService } from "./tenants/service.ts";
 import { integrityService } from "./integrity/service.ts";
+import { metricsInterceptor, scrapeAllowed, type Metrics } from "./metrics.ts";
+import type { WindowOutcome } from "./query/recent-windows.ts";
 import type { CheckpointSigner } from "./integrity/signing-key.ts";
 
 export interface ServerDeps {
@@ -49,6 +51,8 @@ export interface ServerDeps {
   chainId: string;
   /** The tenants and their policies, loaded before the store reports ready. */
   tenants: TenantRegistry;
+  /** Served at GET /metrics (Prometheus text format). */
+  metrics: Metrics;
 }
 
 /** Until the schema is in place, say so instead of failing on a missing table. */
@@ -87,6 +91,17 @@ function plainRoutes(deps: ServerDeps, download: ReturnType<typeof exportRoute>)
       res.end(deps.signer.publicKeyPem);
       return;
     }
+    if (req.method === "GET" && path === "/metrics") {
+      if (!scrapeAllowed(deps.config.metricsToken, req.headers.authorization)) {
+        res.writeHead(401, { "content-type": "application/json", "www-authenticate": "Bearer" });
+        res.end(JSON.stringify({ code: "unauthenticated", message: "GET /metrics needs Authorization: Bearer <AUDITLOG_METRICS_TOKEN>" }));
+        return;
+      }
+      const body = await deps.metrics.registry.metrics();
+      res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
     if (req.method === "GET" && path === "/healthz") {
       const ok = deps.store.ready && (await deps.clients.reader.ping()).success;
       res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
@@ -123,6 +138,11 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     log,
     onCommitted: (events, receivedAtUs) => hub.publish(events, receivedAtUs),
     chainer: config.integrity.hashChain ? createChainer({ client: writer, chainId: deps.chainId, signer: deps.signer }) : undefined,
+    onBatch: ({ events, seconds, failed }) => {
+      if (failed) return deps.metrics.commitFailures.inc();
+      deps.metrics.commitSeconds.observe(seconds);
+      deps.metrics.commitEvents.observe(events);
+    },
   });
   const batcher = new Batcher<PendingEvent>(
     {
@@ -134,6 +154,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     committer.commit,
     (event) => event.weight,
   );
+  deps.metrics.watch({ queueBytes: () => batcher.outstandingBytes, tailSubscribers: () => hub.subscribers });
   const recordRead = createReadAuditor({
     batcher,
     limits: config.ingest.limits,
@@ -150,6 +171,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     hub,
     queueMaxBytes: config.query.tailQueueMaxBytes,
     recordRead,
+    onRecentWindow: (outcome: WindowOutcome) => deps.metrics.recentWindow.inc({ outcome }),
   };
 
   const ingest = ingestService({
@@ -160,6 +182,9 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     resolveTenant: async (tenant) => (await tenants.resolve(tenant)) !== undefined,
     redact,
     admission,
+    onEvents: (outcome) => {
+      for (const [result, n] of Object.entries(outcome)) if (n > 0) deps.metrics.ingestEvents.inc({ result }, n);
+    },
   });
   const routes = (router: ConnectRouter) => {
     router.service(IngestService, ingest);
@@ -181,8 +206,13 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     },
     ownDecoderServices: [IngestServiceWire.typeName],
     log,
-    // First is outermost: errors from auth are mapped too.
-    interceptors: [errorMappingInterceptor(log), authInterceptor(admission.admit), storeReadyInterceptor(deps.store)],
+    // First is outermost: errors from auth are mapped too, and counted as mapped.
+    interceptors: [
+      metricsInterceptor(deps.metrics),
+      errorMappingInterceptor(log),
+      authInterceptor(admission.admit),
+      storeReadyInterceptor(deps.store),
+    ],
     readMaxBytes: config.ingest.maxRequestBytes,
     // Connect's default (1 KiB) gzips a 30 KB search page: on a LAN that costs
     // more time than it saves (bench/RESULTS.md); big pages and exports still go compressed.

@@ -89,6 +89,8 @@ export function createCommitter(deps: {
   onCommitted?: CommittedListener;
   /** Hash-chains and signs each batch; absent only when chaining is switched off. */
   chainer?: Chainer;
+  /** Told of every batch once it is committed or has failed (metrics). */
+  onBatch?: (batch: { events: number; seconds: number; failed: boolean }) => void;
 }): Committer {
   let lastStampUs = nowMicros();
   let inFlightStampUs: number | undefined;
@@ -117,6 +119,7 @@ export function createCommitter(deps: {
       if (clientId) lookups.push({ tenantId: record.tenantId, id: record.id });
     });
     const startedAt = performance.now();
+    let failed = true;
     try {
       const existing = await findStoredIds(deps.client, lookups);
       const lookedUpAt = performance.now();
@@ -155,9 +158,12 @@ export function createCommitter(deps: {
         },
         "batch committed",
       );
+      failed = false;
       return stored;
     } catch (err) {
       throw unavailable("storage did not accept the events; none of them is acknowledged; retry with the same event ids", err);
+    } finally {
+      deps.onBatch?.({ events: batch.length, seconds: (performance.now() - startedAt) / 1000, failed });
     }
   }
 

@@ -27,6 +27,8 @@ export interface IngestDeps {
   /** Masks an event by its tenant's redaction rules, in place. */
   redact(record: EventRecord): void;
   admission: Pick<Admission, "chargeEvents">;
+  /** Told what became of a request's events once it is answered (metrics). */
+  onEvents?: (outcome: { stored: number; duplicate: number; rejected: number }) => void;
 }
 
 interface Prepared {
@@ -118,9 +120,11 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       const stored = await (await deps.batcher.submit(pending)).committed;
       const ids = new Array<string>(req.events.length).fill("");
       positions.forEach((position, i) => (ids[position] = pending[i].record.id));
+      const duplicates = countDuplicates(stored);
+      deps.onEvents?.({ stored: pending.length - duplicates, duplicate: duplicates, rejected: rejections.length });
       return create(AppendResponseSchema, {
         acceptedCount: BigInt(pending.length),
-        duplicateCount: BigInt(countDuplicates(stored)),
+        duplicateCount: BigInt(duplicates),
         rejections,
         ids,
       });
@@ -161,6 +165,7 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       const results = await Promise.allSettled(commits);
       if (failure) throw failure;
       const duplicates = results.reduce((n, r) => n + (r.status === "fulfilled" ? countDuplicates(r.value) : 0), 0);
+      deps.onEvents?.({ stored: accepted - duplicates, duplicate: duplicates, rejected: rejections.length });
       return create(IngestResponseSchema, {
         acceptedCount: BigInt(accepted),
         duplicateCount: BigInt(duplicates),

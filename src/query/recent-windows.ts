@@ -32,7 +32,10 @@ const OLDEST_TTL_MS = 60_000;
  * the API on 10M events), so lookups of an identifier, whose few matches
  * rarely fill a page in a day, skip the window.
  */
-export function createRecentWindows(oldestReceivedUs: () => Promise<number>) {
+/** How a page was read: from the last day's window, from the whole store after the window fell short, or from the whole store at once. */
+export type WindowOutcome = "answered" | "fell_back" | "skipped";
+
+export function createRecentWindows(oldestReceivedUs: () => Promise<number>, onOutcome: (outcome: WindowOutcome) => void = () => {}) {
   /**
    * `read(sinceUs)` returns the first `rows` rows in newest-first order among
    * the events received at or after `sinceUs` (all of them when undefined).
@@ -50,13 +53,20 @@ export function createRecentWindows(oldestReceivedUs: () => Promise<number>) {
     read: (sinceUs: number | undefined) => Promise<Row[]>;
     timeUsOf: (row: Row) => number;
   }): Promise<Row[]> {
-    if (opts.lookup) return opts.read(undefined);
+    if (opts.lookup) {
+      onOutcome("skipped");
+      return opts.read(undefined);
+    }
     const earliestUs = Math.max(await oldestReceivedUs(), opts.floorUs === undefined ? -Infinity : opts.floorUs - TIME_LEAD_OVER_RECEIPT_US);
     if (opts.newestUs - earliestUs > MIN_SPAN_US) {
       const sinceUs = opts.newestUs - WINDOW_US;
       const page = await opts.read(sinceUs);
-      if (page.length >= opts.rows && opts.timeUsOf(page[opts.rows - 1]) >= sinceUs + TIME_LEAD_OVER_RECEIPT_US) return page;
-    }
+      if (page.length >= opts.rows && opts.timeUsOf(page[opts.rows - 1]) >= sinceUs + TIME_LEAD_OVER_RECEIPT_US) {
+        onOutcome("answered");
+        return page;
+      }
+      onOutcome("fell_back");
+    } else onOutcome("skipped");
     return opts.read(undefined);
   };
 }

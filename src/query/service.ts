@@ -26,7 +26,7 @@ import { auditedExport } from "./audited-export.ts";
 import type { ExportDeps } from "./export.ts";
 import type { ExportFormatName } from "./export-sql.ts";
 import { filterConditions } from "./filter-sql.ts";
-import { cachedOldestReceived, createRecentWindows } from "./recent-windows.ts";
+import { cachedOldestReceived, createRecentWindows, type WindowOutcome } from "./recent-windows.ts";
 import { encodedStatsResponse, getStats, statsResponse } from "./stats.ts";
 import { getTimeline, listEventTypes } from "./catalog.ts";
 import { canonicalHash, decodePageToken, encodePageToken } from "./page-token.ts";
@@ -38,6 +38,8 @@ export interface QueryDeps extends ExportDeps, TailDeps {
   client: ClickHouseClient;
   config: QueryConfig;
   recordRead: RecordRead;
+  /** Told how each newest-first search page was read (metrics). */
+  onRecentWindow?: (outcome: WindowOutcome) => void;
 }
 
 /** At most this much file per ExportEventsResponse (gRPC clients default to 4 MiB messages). */
@@ -111,7 +113,7 @@ const auditedStats = (deps: QueryDeps, req: GetStatsRequest, ctx: HandlerContext
   });
 
 function searchPages(deps: QueryDeps) {
-  const newestPage = createRecentWindows(cachedOldestReceived(deps.client));
+  const newestPage = createRecentWindows(cachedOldestReceived(deps.client), deps.onRecentWindow);
   return (req: SearchEventsRequest, ctx: HandlerContext): Promise<SearchPage> =>
     audited(deps.recordRead, { ...readOf(ctx, "search"), filter: req.filter }, async (note) => {
       const principal = principalOf(ctx);

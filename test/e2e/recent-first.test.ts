@@ -4,6 +4,7 @@ import { ExportFormat } from "../../gen/auditlog/v1/query_pb.js";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../../src/store/receipt-lead.ts";
 import { appendAll, searchAllJson } from "../helpers/bulk.ts";
 import { bearer, connectClients } from "../helpers/clients.ts";
+import { scrapeMetrics } from "../helpers/metrics.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
 import { runStoreSql } from "../helpers/store-sql.ts";
@@ -137,5 +138,27 @@ describe("a store of many days", () => {
     );
     expect(stats.fromRollup).toBe(false);
     expect(Number(stats.total)).toBe(ALL.filter((e) => e.timeUs >= T0 - 6 * DAY).length);
+  });
+
+  it("reads from the last day when it holds the page, and says in /metrics how each page was read", async () => {
+    const outcomes = async () => {
+      const metrics = await scrapeMetrics(server.baseUrl);
+      return Object.fromEntries(["answered", "fell_back", "skipped"].map((outcome) => [outcome, metrics.count("auditlog_search_recent_window_total", { outcome })]));
+    };
+    const search = async (filter: { requestId?: string }, pageSize: number) =>
+      (await clients.query.searchEvents({ filter: { sources: ["windows"], ...filter }, pageSize }, bearer(auditor))).events.map((e) => e.id);
+    const before = await outcomes();
+    // The page and the row after it are today's: the last day answers.
+    expect(await search({}, 2)).toEqual(newestFirst(ALL).slice(0, 2));
+    // The sixth row of the day is within an hour of its start: the whole store is asked again.
+    expect(await search({}, 5)).toEqual(newestFirst(ALL).slice(0, 5));
+    // A lookup of an identifier goes to the whole store at once.
+    expect(await search({ requestId: "req-0" }, 5)).toEqual(["today-0", "today-1", "today-2"]);
+    const after = await outcomes();
+    expect({ answered: after.answered - before.answered, fell_back: after.fell_back - before.fell_back, skipped: after.skipped - before.skipped }).toEqual({
+      answered: 1,
+      fell_back: 1,
+      skipped: 1,
+    });
   });
 });
