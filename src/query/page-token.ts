@@ -31,7 +31,11 @@ export function decodeOpaque(token: string, invalid: string): unknown {
   }
 }
 
-export function decodePageToken(token: string, filterHash: string): PageCursor {
+/**
+ * The cursor in a page token, refused unless well-formed and, when
+ * `filterHash` is given, made for that filter (else see `checkSameFilter`).
+ */
+export function decodePageToken(token: string, filterHash?: string): PageCursor {
   const body = decodeOpaque(token, BAD_TOKEN);
   if (!Array.isArray(body) || body.length !== 6 || body[0] !== 1) throw invalidArgument(BAD_TOKEN);
   const [, snapshotUs, timeUs, id, tenantId, hash] = body as unknown[];
@@ -44,10 +48,15 @@ export function decodePageToken(token: string, filterHash: string): PageCursor {
   ) {
     throw invalidArgument(BAD_TOKEN);
   }
-  if (hash !== filterHash) {
+  const cursor = { snapshotUs: snapshotUs as number, timeUs: timeUs as number, id, tenantId, filterHash: hash };
+  if (filterHash !== undefined) checkSameFilter(cursor, filterHash);
+  return cursor;
+}
+
+export function checkSameFilter(cursor: PageCursor, filterHash: string): void {
+  if (cursor.filterHash !== filterHash) {
     throw invalidArgument("page_token belongs to a different filter; start again without a page_token");
   }
-  return { snapshotUs: snapshotUs as number, timeUs: timeUs as number, id, tenantId, filterHash: hash };
 }
 
 /** A short digest of a value's canonical JSON (object keys sorted), to bind tokens to their filter. */

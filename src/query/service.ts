@@ -29,7 +29,7 @@ import { filterConditions } from "./filter-sql.ts";
 import { cachedOldestReceived, createRecentWindows, type WindowOutcome } from "./recent-windows.ts";
 import { encodedStatsResponse, getStats, statsResponse } from "./stats.ts";
 import { getTimeline, listEventTypes } from "./catalog.ts";
-import { canonicalHash, decodePageToken, encodePageToken } from "./page-token.ts";
+import { canonicalHash, checkSameFilter, decodePageToken, encodePageToken } from "./page-token.ts";
 import { auditedTail } from "../tail/audited-tail.ts";
 import { encodeEvents } from "./event-encode.ts";
 import { SearchEventsResponseWireSchema, type getStatsWire, type searchEventsWire } from "./query-wire-schema.ts";
@@ -125,15 +125,18 @@ function searchPages(deps: QueryDeps) {
       const pageSize = req.pageSize || config.defaultPageSize;
       const scope = readScope(principal, req.filter?.tenantId ?? "");
       note.scope = scope;
-      const filterHash = canonicalHash([scope, req.filter ? toJson(EventFilterSchema, req.filter) : null]);
-      const cursor = req.pageToken ? decodePageToken(req.pageToken, filterHash) : undefined;
+      const cursor = req.pageToken ? decodePageToken(req.pageToken) : undefined;
       // The wall clock, not this process's last commit: with several instances
       // on one ClickHouse, every event acknowledged anywhere before the first
       // page is in the snapshot. An event stamped earlier but committed after
       // the first page may show up on a later page (once); nothing repeats.
       const snapshotUs = cursor?.snapshotUs ?? deps.settledUs();
-      // Every page counts relative times (`since:24h`) back from the first page's snapshot.
+      // Every page counts relative times (`since:24h`) back from the first
+      // page's snapshot. This also refuses an invalid filter before the hash
+      // below serializes it.
       const where = filterConditions(scope, req.filter, { nowUs: snapshotUs });
+      const filterHash = canonicalHash([scope, req.filter ? toJson(EventFilterSchema, req.filter) : null]);
+      if (cursor) checkSameFilter(cursor, filterHash);
 
       where.add(`received_at <= fromUnixTimestamp64Micro(${where.param("Int64", snapshotUs)}, 'UTC')`);
       if (cursor) {

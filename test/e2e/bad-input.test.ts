@@ -179,6 +179,19 @@ describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
     const missing = await postJson(server.baseUrl, "auditlog.v1.QueryService/GetEvent", {}, auditor);
     expect(missing.json).toEqual({ code: "invalid_argument", message: "id is required" });
   });
+
+  it("refuses a binary filter whose time JSON cannot express (negative nanos), with or without a page token", async () => {
+    // Found by the fuzz test: such a filter reached the page token's hash (a JSON encoding) and failed as INTERNAL.
+    const { query } = connectClients(server.baseUrl, "connect-binary");
+    const first = await query.searchEvents({ filter: { attributes: { batch: "bad-input" } }, pageSize: 1 }, bearer(auditor));
+    expect(first.nextPageToken).toBeTruthy();
+    for (const pageToken of ["", first.nextPageToken]) {
+      await expect(query.searchEvents({ filter: { startTime: { seconds: 1_700_000_000n, nanos: -1 } }, pageToken }, bearer(auditor))).rejects.toMatchObject({
+        code: Code.InvalidArgument,
+        rawMessage: "filter.start_time must be a valid time between 1900 and 2299",
+      });
+    }
+  });
 });
 
 describe("invalid events are rejected one by one; their neighbours are stored", () => {
