@@ -1,9 +1,10 @@
 /**
  * Fills a fresh store with realistic events straight through chDB (no
- * server), spread evenly over the last 30 days, for the query benchmark.
- * Prints one JSON line: rows, seconds, bytes compressed and uncompressed.
+ * server), spread evenly over the last DAYS (default 30) days, for the
+ * query benchmark. Prints one JSON line: rows, seconds, bytes compressed and
+ * uncompressed.
  *
- *   node --import tsx bench/load-store.ts DATA_DIR ROWS
+ *   node --import tsx bench/load-store.ts DATA_DIR ROWS [DAYS]
  */
 import { create } from "@bufbuild/protobuf";
 import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
@@ -15,14 +16,14 @@ import { insertEventRows } from "../src/store/event-writes.ts";
 import { migrate } from "../src/store/schema.ts";
 import { realisticEvent } from "./realistic-events.ts";
 
-const [dataDir, rowsArg] = process.argv.slice(2);
+const [dataDir, rowsArg, daysArg = "30"] = process.argv.slice(2);
 const total = Number(rowsArg);
 const config = loadConfig({ AUDITLOG_DATA_DIR: dataDir, AUDITLOG_FSYNC: "false" });
 const { client, insertRows } = await openStoreClient(config.store);
 await migrate(client, config.store);
 
 const nowUs = Date.now() * 1000;
-const spanUs = 30 * 86_400_000_000;
+const spanUs = Number(daysArg) * 86_400_000_000;
 const POOL = 50_000;
 const pool = Array.from({ length: POOL }, (_, i) => {
   const result = validateEvent(create(EventSchema, realisticEvent(i)), `tenant-${i % 50}`, nowUs, config.ingest.limits);
@@ -41,8 +42,8 @@ for (let done = 0; done < total; done += BATCH) {
     const timeUs = nowUs - Math.floor(((total - n) / total) * spanUs);
     row[2] = dateTime64(timeUs);
     // Received a second after it happened, in batches of a second, as the
-    // service would stamp a steady stream: a day of received_at per
-    // partition, 31 of them, like a store that has run for 30 days.
+    // service would stamp a steady stream: 30 days of receipts in 5 or 6
+    // weekly partitions, like a store that has run for a month.
     row[RECEIVED_AT] = dateTime64(Math.min(nowUs, Math.floor(timeUs / 1_000_000) * 1_000_000 + 1_000_000));
     rows.push(row);
   }

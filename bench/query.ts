@@ -3,7 +3,8 @@
  *
  * Loads BENCH_QUERY_EVENTS (default 10,000,000) realistic events (50 tenants,
  * 20 types, 5–10 attributes, messages of real words, 30 days, each received
- * a second after its time: 31 daily partitions) into a fresh store, starts the real server on it, and times each question an auditor
+ * a second after its time: the 5 or 6 weekly partitions of a month) into a
+ * fresh store, starts the real server on it, and times each question an auditor
  * asks, through the API (generated Connect client), BENCH_QUERY_RUNS (≥ 20)
  * times after a warm-up: p50/p95/p99. Writes the table to bench/RESULTS.md.
  *

@@ -33,8 +33,8 @@ export function createChainer(deps: { client: ClickHouseClient; chainId: string;
    * to look, but the events are the truth: the checkpoints table is filled by
    * a materialized view, whose part a crash can leave unwritten while the
    * events' part is on disk (found by `npm run bench:crash`). So the head is
-   * the highest seq among the events received since that checkpoint (a few
-   * partitions of today), or the checkpoint's if it is ahead of them.
+   * the highest seq among the events received since that checkpoint (the
+   * newest partitions), or the checkpoint's if it is ahead of them.
    */
   async function loadHeads(tenants: string[]): Promise<void> {
     const signed = await deps.client.query({

@@ -163,7 +163,7 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
   }
   if (floorUs !== undefined && table === "events") {
     // Implied by the time bound (src/store/receipt-lead.ts); it lets the engine
-    // skip the partitions (days of received_at) that cannot hold a match.
+    // skip the partitions (weeks of received_at) that cannot hold a match.
     where.add(`received_at >= fromUnixTimestamp64Micro(${where.param("Int64", floorUs - TIME_LEAD_OVER_RECEIPT_US)}, 'UTC')`);
   }
   where.timeFloorUs = floorUs;

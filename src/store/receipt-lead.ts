@@ -1,7 +1,7 @@
 /**
  * How far an event's `time` may be ahead of its `received_at`, at most. The
- * events table is partitioned by days of `received_at`, and reads use this
- * bound to open only the days that can hold what they look for: an event
+ * events table is partitioned by weeks of `received_at`, and reads use this
+ * bound to open only the weeks that can hold what they look for: an event
  * received before R has a time before R + this.
  *
  * It holds because validation refuses a time more than 5 minutes ahead of

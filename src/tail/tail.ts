@@ -104,7 +104,7 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
 async function replayPage(client: ClickHouseClient, req: TailRequest, after: TailPosition, nowUs: number): Promise<SelectedRow[]> {
   const where = filterConditions(req.scope, req.filter, { nowUs });
   const at = `fromUnixTimestamp64Micro(${where.param("Int64", after.receivedAtUs)}, 'UTC')`;
-  // The plain bound prunes partitions (they are by day of received_at).
+  // The plain bound prunes partitions (they are by week of received_at).
   where.add(`received_at >= ${at}`);
   where.add(`(received_at, tenant_id, id) > (${at}, ${where.param("String", after.tenantId)}, ${where.param("String", after.id)})`);
   const { sql, params } = where.build();

@@ -157,3 +157,47 @@ describe("tenants created on first use (AUDITLOG_AUTO_CREATE_TENANTS=true)", () 
     }
   });
 });
+
+describe("retention", () => {
+  it("drops events by whole weeks of receipt: a week goes once its newest event has expired", async () => {
+    const server = await startServer();
+    try {
+      const writer = bearer(await server.token("keep", ["writer"]));
+      await connectClients(server.baseUrl, "connect-json").ingest.append({ events: [sampleEvent(1, { id: "today" })] }, writer);
+      await server.stop();
+      const DAY = 86_400_000_000;
+      const now = Date.now() * 1000;
+      // Monday 00:00 UTC of last week (day 0 of Unix time was a Thursday).
+      const lastMonday = (Math.floor((Math.floor(now / DAY) + 3) / 7) * 7 - 3 - 7) * DAY;
+      const planted = [
+        // Alone in its week and long expired: dropped.
+        { id: "old", receivedUs: now - 200 * DAY, days: 90 },
+        // Past its 7 days, but its week's last event is not: kept until that one expires.
+        { id: "week-start", receivedUs: lastMonday, days: 7 },
+        { id: "week-end", receivedUs: lastMonday + 7 * DAY - 1, days: 7 },
+      ];
+      const session = new Session(join(server.dataDir, "chdb"));
+      try {
+        const at = (us: number) => `fromUnixTimestamp64Micro(${us}, 'UTC')`;
+        session.query(
+          `INSERT INTO events (tenant_id, id, time, type, received_at, retention_days) VALUES ${planted
+            .map((p) => `('keep', '${p.id}', ${at(p.receivedUs)}, 'planted', ${at(p.receivedUs)}, ${p.days})`)
+            .join(", ")}`,
+        );
+        // The engine's own TTL pass, as in production, only sooner (it waits 4 hours between passes by default).
+        session.query("ALTER TABLE events MODIFY SETTING merge_with_ttl_timeout = 1");
+        const ids = () => session.query("SELECT id FROM events WHERE tenant_id = 'keep' ORDER BY id", "JSONEachRow").trim().split("\n").map((l) => JSON.parse(l).id);
+        for (const deadline = Date.now() + 30_000; ids().includes("old") && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+        expect(ids()).toEqual(["today", "week-end", "week-start"]);
+        const partitions = session.query("SELECT DISTINCT partition FROM system.parts WHERE active AND table = 'events' ORDER BY partition", "JSONEachRow");
+        expect(partitions.trim().split("\n").map((l) => JSON.parse(l).partition)).toEqual(
+          expect.arrayContaining([`('${new Date(lastMonday / 1000).toISOString().slice(0, 10)}',7)`]),
+        );
+      } finally {
+        session.close();
+      }
+    } finally {
+      removeDataDir(server.dataDir);
+    }
+  });
+});
