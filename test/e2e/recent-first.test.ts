@@ -30,7 +30,8 @@ interface Planted {
 
 /** Events written as if received on earlier days, straight into the store. */
 const PLANTED: Planted[] = [
-  ...Array.from({ length: 6 }, (_, i) => ({ id: `day20-${i}`, timeUs: T0 - 20 * DAY - i * MINUTE, receivedUs: T0 - 20 * DAY })),
+  // Old enough that the store spans more than the span the window needs.
+  ...Array.from({ length: 6 }, (_, i) => ({ id: `day50-${i}`, timeUs: T0 - 50 * DAY - i * MINUTE, receivedUs: T0 - 50 * DAY })),
   ...Array.from({ length: 2 }, (_, i) => ({ id: `day12-${i}`, timeUs: T0 - 12 * DAY - i * MINUTE, receivedUs: T0 - 12 * DAY })),
   ...Array.from({ length: 3 }, (_, i) => ({ id: `day5-${i}`, timeUs: T0 - 5 * DAY - i * MINUTE, receivedUs: T0 - 5 * DAY })),
   // Just inside the last day's window, with times in its first hour...

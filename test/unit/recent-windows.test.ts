@@ -54,11 +54,11 @@ function reader(events: Stored[], match: (e: Stored) => boolean, rows: number, r
 }
 
 describe("newest-first pages from the recent partitions first", () => {
-  const oldest = async () => NOW - 30 * DAY;
+  const oldest = async () => NOW - 90 * DAY;
   const newestPage = createRecentWindows(oldest);
 
   it("gives the page the whole store gives, for every density of matches, page size and cursor", async () => {
-    const events = store(1, 4000, 30);
+    const events = store(1, 12000, 90);
     let windowed = 0;
     for (const every of [1, 3, 50, 400, 5000]) {
       const match = (e: Stored) => Number(e.id.slice(1)) % every === 0;
@@ -110,7 +110,7 @@ describe("newest-first pages from the recent partitions first", () => {
   });
 
   it("answers a dense search from the last day alone, and an absent one from the whole store after it", async () => {
-    const events = store(2, 2000, 30);
+    const events = store(2, 6000, 90);
     const dense: (number | undefined)[] = [];
     await newestPage({ rows: 51, newestUs: NOW, floorUs: undefined, lookup: false, read: reader(events, () => true, 51, dense), timeUsOf: (e) => e.timeUs });
     expect(dense).toEqual([NOW - DAY]);
@@ -125,14 +125,19 @@ describe("newest-first pages from the recent partitions first", () => {
     const read = reader(events, () => false, 51, reads);
     const ask = (oldestUs: number, floorUs: number | undefined) =>
       createRecentWindows(async () => oldestUs)({ rows: 51, newestUs: NOW, floorUs, lookup: false, read, timeUsOf: (e) => e.timeUs });
-    await ask(NOW - 30 * DAY, NOW - 7 * DAY);
+    // A store of 90 days, a filter from 40 days ago: under the 6 weeks a window needs.
+    await ask(NOW - 90 * DAY, NOW - 40 * DAY);
     expect(reads).toEqual([undefined]);
     reads.length = 0;
-    await ask(NOW - 30 * DAY, NOW - 20 * DAY);
+    await ask(NOW - 90 * DAY, NOW - 50 * DAY);
     expect(reads).toEqual([NOW - DAY, undefined]);
     reads.length = 0;
-    await ask(NOW - 7 * DAY, undefined);
+    // A store of a month, no filter bound: 5 or 6 weekly partitions.
+    await ask(NOW - 30 * DAY, undefined);
     expect(reads).toEqual([undefined]);
+    reads.length = 0;
+    await ask(NOW - 50 * DAY, undefined);
+    expect(reads).toEqual([NOW - DAY, undefined]);
   });
 
   it("asks no window for a lookup of an identifier, whose few matches rarely fill a page in a day", async () => {
