@@ -42,8 +42,8 @@ for (let done = 0; done < total; done += BATCH) {
     const timeUs = nowUs - Math.floor(((total - n) / total) * spanUs);
     row[2] = dateTime64(timeUs);
     // Received a second after it happened, in batches of a second, as the
-    // service would stamp a steady stream: 30 days of receipts in 5 or 6
-    // weekly partitions, like a store that has run for a month.
+    // service would stamp a steady stream: by default 30 days of receipts
+    // in 5 or 6 weekly partitions, like a store that has run for a month.
     row[RECEIVED_AT] = dateTime64(Math.min(nowUs, Math.floor(timeUs / 1_000_000) * 1_000_000 + 1_000_000));
     rows.push(row);
   }

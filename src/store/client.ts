@@ -31,7 +31,10 @@ export interface StoreClients {
  * per-value encoding, and on chDB it skips the SQL parser (clickhouse-js's
  * chDB connection sends the rows inline in the statement text).
  */
-export type RowInserter = (table: string, columns: readonly string[], rows: Buffer) => Promise<void>;
+export type RowInserter = (table: string, columns: readonly string[], rows: Buffer, settings?: InsertSettings) => Promise<void>;
+
+/** Settings of one INSERT; names and values are our own constants, never user input. */
+export type InsertSettings = Record<string, string | number>;
 
 export async function createStoreClients(config: StoreConfig): Promise<StoreClients> {
   const writer = await openStoreClient(config);
@@ -54,7 +57,7 @@ export async function createStoreClient(config: StoreConfig): Promise<ClickHouse
 /** The raw-insert entry of chdb's connection (`connection.chdb.rawInsert`), the part of it we use. */
 interface ChdbRawInsert {
   chdb: {
-    rawInsert(params: { table: string; columns: readonly string[]; values: Buffer; format: "JSONCompactEachRow" }): Promise<unknown>;
+    rawInsert(params: { table: string; columns: readonly string[]; values: Buffer; format: "JSONCompactEachRow"; settings?: InsertSettings }): Promise<unknown>;
   };
 }
 
@@ -68,11 +71,12 @@ export async function openStoreClient(config: StoreConfig): Promise<{ client: Cl
       request_timeout: 30_000,
       clickhouse_settings: { date_time_input_format: "basic" },
     });
-    const insertRows: RowInserter = async (table, columns, rows) => {
+    const insertRows: RowInserter = async (table, columns, rows, settings) => {
       // Identifiers are our own constants (never user input); the rows travel as the request body.
       const result = await client.exec({
         query: `INSERT INTO ${table} (${columns.join(", ")}) FORMAT JSONCompactEachRow`,
         values: Readable.from([rows]),
+        clickhouse_settings: settings,
       });
       // The socket returns to the pool only once the answer is read to its end.
       for await (const _ of result.stream) void _;
@@ -93,8 +97,8 @@ export async function openStoreClient(config: StoreConfig): Promise<{ client: Cl
   const chdbConnection = createChdbConnection({ path: config.path });
   const connection = chdbConnection as unknown as NonNullable<Parameters<typeof createClient>[0]>["connection"];
   const client = createClient({ connection });
-  const insertRows: RowInserter = async (table, columns, rows) => {
-    await (chdbConnection as unknown as ChdbRawInsert).chdb.rawInsert({ table, columns, values: rows, format: "JSONCompactEachRow" });
+  const insertRows: RowInserter = async (table, columns, rows, settings) => {
+    await (chdbConnection as unknown as ChdbRawInsert).chdb.rawInsert({ table, columns, values: rows, format: "JSONCompactEachRow", settings });
   };
   if (!starter) return { client, insertRows };
   const close = client.close.bind(client);

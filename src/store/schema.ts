@@ -90,6 +90,9 @@ const TEXT_INDEXES = [
   { name: "idx_attribute_words", definition: "arrayMap(v -> lowerUTF8(v), mapValues(attributes)) TYPE text(tokenizer = splitByNonAlpha)" },
 ];
 
+/** The text indexes' names: inserts leave them to merges (src/store/event-writes.ts). */
+export const TEXT_INDEX_NAMES = TEXT_INDEXES.map((i) => i.name);
+
 /** Added after the first release: created with the table, or added to an existing one. */
 const CHAIN_COLUMNS = [
   "chain_id LowCardinality(String)",

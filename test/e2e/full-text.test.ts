@@ -1,4 +1,5 @@
 import { Session } from "chdb";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Event } from "../../gen/auditlog/v1/event_pb.js";
@@ -43,9 +44,9 @@ afterAll(async () => {
   removeDataDir(dataDir);
 });
 
-const searchText = async (how: "query" | "text", term: string) => {
+const searchText = async (how: "query" | "text", term: string, source = "fulltext") => {
   const filter = how === "query" ? { query: term.includes(" ") ? JSON.stringify(term) : term } : { text: term };
-  return (await searchAllJson(clients, auditor, { sources: ["fulltext"], ...filter })).map((e) => e.id as string).sort();
+  return (await searchAllJson(clients, auditor, { sources: [source], ...filter })).map((e) => e.id as string).sort();
 };
 const ids = (...ns: number[]) => ns.map((n) => `ft-${n}`).sort();
 
@@ -84,9 +85,9 @@ const ATTRIBUTE_CASES: [Record<string, string>, string[]][] = [
   [{ city: "zürich-8001" }, []],
   [{ dash: "—" }, ids(9)],
 ];
-const searchAttributes = async (how: "query" | "filter", attributes: Record<string, string>) => {
+const searchAttributes = async (how: "query" | "filter", attributes: Record<string, string>, source = "fulltext") => {
   const filter = how === "filter" ? { attributes } : { query: Object.entries(attributes).map(([k, v]) => `attr.${k}:${JSON.stringify(v)}`).join(" ") };
-  return (await searchAllJson(clients, auditor, { sources: ["fulltext"], ...filter })).map((e) => e.id as string).sort();
+  return (await searchAllJson(clients, auditor, { sources: [source], ...filter })).map((e) => e.id as string).sort();
 };
 
 describe("attribute equality", () => {
@@ -143,5 +144,50 @@ describe("full-text terms", () => {
       reopened.close();
     }
     await start();
+  });
+
+  it("inserts leave the text indexes to the merges: the same answers from a part without them and from the merged part with them", async () => {
+    // The events again under new ids, in parts no merge may take.
+    const fresh = EVENTS.map((e, n) => ({ ...e, id: `fresh-${n}`, source: "fresh" }));
+    const freshIds = (want: string[]) => want.map((id) => id.replace("ft-", "fresh-")).sort();
+    const textIndexFiles = (session: Session) =>
+      session
+        .query("SELECT path, level FROM system.parts WHERE active AND table = 'events'", "JSONEachRow")
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { path: string; level: number })
+        .map((part) => ({ level: part.level, files: readdirSync(part.path).filter((f) => /^skp_idx_idx_(message|attribute)_words\.idx$/.test(f)).sort() }));
+    const answers = async () => {
+      for (const [term, want] of CASES) expect(await searchText("query", term, "fresh"), term).toEqual(freshIds(want));
+      for (const [attributes, want] of ATTRIBUTE_CASES) expect(await searchAttributes("filter", attributes, "fresh"), JSON.stringify(attributes)).toEqual(freshIds(want));
+    };
+
+    await server.stop();
+    let session = new Session(join(dataDir, "chdb"));
+    try {
+      session.query("OPTIMIZE TABLE events FINAL");
+      session.query("ALTER TABLE events MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 1");
+    } finally {
+      session.close();
+    }
+    await start();
+    await appendAll(clients, await server.token("ft", ["writer"]), fresh);
+    await answers();
+    await server.stop();
+    session = new Session(join(dataDir, "chdb"));
+    try {
+      const inserted = textIndexFiles(session).filter((p) => p.level === 0);
+      expect(inserted.length).toBeGreaterThan(0);
+      for (const part of inserted) expect(part.files).toEqual([]);
+      session.query("ALTER TABLE events RESET SETTING max_bytes_to_merge_at_max_space_in_pool");
+      session.query("OPTIMIZE TABLE events FINAL");
+      const merged = textIndexFiles(session);
+      expect(merged.every((p) => p.level > 0)).toBe(true);
+      for (const part of merged) expect(part.files).toEqual(["skp_idx_idx_attribute_words.idx", "skp_idx_idx_message_words.idx"]);
+    } finally {
+      session.close();
+    }
+    await start();
+    await answers();
   });
 });
