@@ -13,8 +13,17 @@ const WINDOW_US = DAY_US;
  * saved 4 ms on a common word over a month (5 partitions) but cost 10–15 ms
  * on a word no event has; over 90 days (14 partitions) it saved 12–16 ms and
  * cost 10–14 (README, "Reading only the weeks that can hold the answer").
+ * A store created when partitions were days (its key cannot change) opens
+ * seven times the parts for the same span: the window halved a common
+ * word's time over a month of those, so it is tried past 8 days there.
  */
-const MIN_SPAN_US = 6 * 7 * DAY_US;
+const MIN_SPAN_US = { weekly: 6 * 7 * DAY_US, daily: 8 * DAY_US };
+
+/** What decides whether a window can pay: how far back the store goes, and how finely it is partitioned. */
+export interface StoreSpan {
+  oldestReceivedUs: number;
+  partitions: keyof typeof MIN_SPAN_US;
+}
 
 /** How long the store's oldest received_at is trusted. */
 const OLDEST_TTL_MS = 60_000;
@@ -38,7 +47,7 @@ const OLDEST_TTL_MS = 60_000;
 /** How a page was read: from the last day's window, from the whole store after the window fell short, or from the whole store at once. */
 export type WindowOutcome = "answered" | "fell_back" | "skipped";
 
-export function createRecentWindows(oldestReceivedUs: () => Promise<number>, onOutcome: (outcome: WindowOutcome) => void = () => {}) {
+export function createRecentWindows(storeSpan: () => Promise<StoreSpan>, onOutcome: (outcome: WindowOutcome) => void = () => {}) {
   /**
    * `read(sinceUs)` returns the first `rows` rows in newest-first order among
    * the events received at or after `sinceUs` (all of them when undefined).
@@ -60,8 +69,9 @@ export function createRecentWindows(oldestReceivedUs: () => Promise<number>, onO
       onOutcome("skipped");
       return opts.read(undefined);
     }
-    const earliestUs = Math.max(await oldestReceivedUs(), opts.floorUs === undefined ? -Infinity : opts.floorUs - TIME_LEAD_OVER_RECEIPT_US);
-    if (opts.newestUs - earliestUs > MIN_SPAN_US) {
+    const store = await storeSpan();
+    const earliestUs = Math.max(store.oldestReceivedUs, opts.floorUs === undefined ? -Infinity : opts.floorUs - TIME_LEAD_OVER_RECEIPT_US);
+    if (opts.newestUs - earliestUs > MIN_SPAN_US[store.partitions]) {
       const sinceUs = opts.newestUs - WINDOW_US;
       const page = await opts.read(sinceUs);
       if (page.length >= opts.rows && opts.timeUsOf(page[opts.rows - 1]) >= sinceUs + TIME_LEAD_OVER_RECEIPT_US) {
@@ -74,14 +84,28 @@ export function createRecentWindows(oldestReceivedUs: () => Promise<number>, onO
   };
 }
 
-/** The store's oldest received_at, read at most once a minute (only retention raises it; a stale value costs work, never answers). */
-export function cachedOldestReceived(client: ClickHouseClient): () => Promise<number> {
-  let oldest: { us: number; at: number } | undefined;
+/**
+ * The store's oldest received_at and the grain of its partitions, read at
+ * most once a minute (only retention raises the oldest; a stale value costs
+ * work, never answers).
+ */
+export function cachedStoreSpan(client: ClickHouseClient): () => Promise<StoreSpan> {
+  let cached: { span: StoreSpan; at: number } | undefined;
   return async () => {
-    if (oldest && Date.now() - oldest.at < OLDEST_TTL_MS) return oldest.us;
-    const result = await client.query({ query: "SELECT toUnixTimestamp64Micro(min(received_at)) AS us FROM events", format: "JSONEachRow" });
-    const [row] = await result.json<{ us: string }>();
-    oldest = { us: Number(row?.us ?? 0), at: Date.now() };
-    return oldest.us;
+    if (cached && Date.now() - cached.at < OLDEST_TTL_MS) return cached.span;
+    const result = await client.query({
+      query: `SELECT toUnixTimestamp64Micro(min(received_at)) AS us,
+          (SELECT partition_key FROM system.tables WHERE database = currentDatabase() AND name = 'events') AS partition_key
+        FROM events`,
+      format: "JSONEachRow",
+    });
+    const [row] = await result.json<{ us: string; partition_key: string }>();
+    cached = { span: { oldestReceivedUs: Number(row?.us ?? 0), partitions: partitionGrain(row?.partition_key ?? "") }, at: Date.now() };
+    return cached.span;
   };
+}
+
+/** Days for a store created before partitions became weeks (`toYYYYMMDD(received_at)`), weeks otherwise. */
+export function partitionGrain(partitionKey: string): StoreSpan["partitions"] {
+  return partitionKey.includes("toYYYYMMDD(") ? "daily" : "weekly";
 }

@@ -26,7 +26,7 @@ import { auditedExport } from "./audited-export.ts";
 import type { ExportDeps } from "./export.ts";
 import type { ExportFormatName } from "./export-sql.ts";
 import { filterConditions } from "./filter-sql.ts";
-import { cachedOldestReceived, createRecentWindows, type WindowOutcome } from "./recent-windows.ts";
+import { cachedStoreSpan, createRecentWindows, type WindowOutcome } from "./recent-windows.ts";
 import { encodedStatsResponse, getStats, statsResponse } from "./stats.ts";
 import { getTimeline, listEventTypes } from "./catalog.ts";
 import { canonicalHash, checkSameFilter, decodePageToken, encodePageToken } from "./page-token.ts";
@@ -113,7 +113,7 @@ const auditedStats = (deps: QueryDeps, req: GetStatsRequest, ctx: HandlerContext
   });
 
 function searchPages(deps: QueryDeps) {
-  const newestPage = createRecentWindows(cachedOldestReceived(deps.client), deps.onRecentWindow);
+  const newestPage = createRecentWindows(cachedStoreSpan(deps.client), deps.onRecentWindow);
   return (req: SearchEventsRequest, ctx: HandlerContext): Promise<SearchPage> =>
     audited(deps.recordRead, { ...readOf(ctx, "search"), filter: req.filter }, async (note) => {
       const principal = principalOf(ctx);

@@ -3,7 +3,7 @@ import pino from "pino";
 import { createCommitter, receiptFloorUs, type PendingEvent } from "../../src/ingest/commit.ts";
 import { INSERT_COLUMNS, recordFromEvent } from "../../src/store/event-row.ts";
 import { sampleEvent } from "../helpers/events.ts";
-import { createRecentWindows } from "../../src/query/recent-windows.ts";
+import { createRecentWindows, partitionGrain, type StoreSpan } from "../../src/query/recent-windows.ts";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../../src/store/receipt-lead.ts";
 import type { EventRecord } from "../../src/store/event-row.ts";
 
@@ -54,8 +54,7 @@ function reader(events: Stored[], match: (e: Stored) => boolean, rows: number, r
 }
 
 describe("newest-first pages from the recent partitions first", () => {
-  const oldest = async () => NOW - 90 * DAY;
-  const newestPage = createRecentWindows(oldest);
+  const newestPage = createRecentWindows(async () => ({ oldestReceivedUs: NOW - 90 * DAY, partitions: "weekly" }));
 
   it("gives the page the whole store gives, for every density of matches, page size and cursor", async () => {
     const events = store(1, 12000, 90);
@@ -123,8 +122,8 @@ describe("newest-first pages from the recent partitions first", () => {
     const events = store(3, 500, 30);
     const reads: (number | undefined)[] = [];
     const read = reader(events, () => false, 51, reads);
-    const ask = (oldestUs: number, floorUs: number | undefined) =>
-      createRecentWindows(async () => oldestUs)({ rows: 51, newestUs: NOW, floorUs, lookup: false, read, timeUsOf: (e) => e.timeUs });
+    const ask = (oldestUs: number, floorUs: number | undefined, partitions: StoreSpan["partitions"] = "weekly") =>
+      createRecentWindows(async () => ({ oldestReceivedUs: oldestUs, partitions }))({ rows: 51, newestUs: NOW, floorUs, lookup: false, read, timeUsOf: (e) => e.timeUs });
     // A store of 90 days, a filter from 40 days ago: under the 6 weeks a window needs.
     await ask(NOW - 90 * DAY, NOW - 40 * DAY);
     expect(reads).toEqual([undefined]);
@@ -138,6 +137,18 @@ describe("newest-first pages from the recent partitions first", () => {
     reads.length = 0;
     await ask(NOW - 50 * DAY, undefined);
     expect(reads).toEqual([NOW - DAY, undefined]);
+    reads.length = 0;
+    // A month of a store made when partitions were days: 31 of them, worth a window past 8 days.
+    await ask(NOW - 30 * DAY, undefined, "daily");
+    expect(reads).toEqual([NOW - DAY, undefined]);
+    reads.length = 0;
+    await ask(NOW - 7 * DAY, undefined, "daily");
+    expect(reads).toEqual([undefined]);
+  });
+
+  it("tells a store partitioned by days from one partitioned by weeks by its partition key", () => {
+    expect(partitionGrain("(toYYYYMMDD(received_at), retention_days)")).toBe("daily");
+    expect(partitionGrain("(toMonday(received_at), retention_days)")).toBe("weekly");
   });
 
   it("asks no window for a lookup of an identifier, whose few matches rarely fill a page in a day", async () => {
