@@ -54,6 +54,8 @@ export type StoreConfig =
       path: string;
       retentionDays: number;
       dedupWindowDays: number;
+      /** A partition of events that has received nothing for this long is merged into one part (0: never forced). */
+      compactIdlePartitionSeconds: number;
       fsync: boolean;
       /** AES-256 key (hex) of the encrypted disk every table lives on; absent: a plain store. */
       encryptionKey?: string;
@@ -69,6 +71,8 @@ export type StoreConfig =
       database: string;
       retentionDays: number;
       dedupWindowDays: number;
+      /** A partition of events that has received nothing for this long is merged into one part (0: never forced). */
+      compactIdlePartitionSeconds: number;
       fsync: boolean;
       /** A storage policy of the server's config (e.g. on an encrypted disk) for new tables. */
       storagePolicy?: string;
@@ -174,6 +178,7 @@ export function loadConfig(env: Env = process.env): Config {
   // Remembering an id longer than its event is kept would acknowledge
   // retries of events that are gone.
   const dedupWindowDays = Math.min(int(env, "AUDITLOG_DEDUP_WINDOW_DAYS", 7, 1, 3650), retentionDays);
+  const compactIdlePartitionSeconds = int(env, "AUDITLOG_COMPACT_IDLE_PARTITION_SECONDS", 2 * 86_400, 0, 365 * 86_400);
   const url = str(env, "CLICKHOUSE_URL");
   const encryptionKey = str(env, "AUDITLOG_ENCRYPTION_KEY");
   if (encryptionKey !== undefined && !/^[0-9a-fA-F]{64}$/.test(encryptionKey)) {
@@ -195,11 +200,12 @@ export function loadConfig(env: Env = process.env): Config {
         database: str(env, "CLICKHOUSE_DATABASE") ?? "default",
         retentionDays,
         dedupWindowDays,
+        compactIdlePartitionSeconds,
         fsync,
         migrate: bool(env, "AUDITLOG_MIGRATE", true),
         storagePolicy,
       }
-    : { kind: "chdb", path: resolve(dataDir, "chdb"), retentionDays, dedupWindowDays, fsync, encryptionKey, storagePolicy };
+    : { kind: "chdb", path: resolve(dataDir, "chdb"), retentionDays, dedupWindowDays, compactIdlePartitionSeconds, fsync, encryptionKey, storagePolicy };
 
   const certFile = str(env, "AUDITLOG_TLS_CERT");
   const keyFile = str(env, "AUDITLOG_TLS_KEY");

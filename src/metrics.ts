@@ -3,6 +3,7 @@ import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { failureOf } from "./errors.ts";
+import type { TableParts } from "./store/parts.ts";
 
 /** Latency buckets (seconds) from a point lookup to a slow export page. */
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -17,7 +18,7 @@ const BATCH_EVENTS = [1, 10, 100, 500, 1000, 2000, 5000, 10_000, 50_000];
 export function createMetrics() {
   const registry = new Registry();
   // Read at scrape time from the parts that hold them (see `watch`).
-  const sources = { queueBytes: () => 0, tailSubscribers: () => 0 };
+  const sources = { queueBytes: () => 0, tailSubscribers: () => 0, tableParts: async (): Promise<TableParts[]> => [] };
   // process_* and nodejs_*: RSS, CPU, heap, event-loop lag, GC pauses.
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
@@ -83,6 +84,19 @@ export function createMetrics() {
       registers,
       collect() {
         this.set(sources.tailSubscribers());
+      },
+    }),
+    storeParts: new Gauge({
+      name: "auditlog_store_parts",
+      help: "Active parts of each table of the store, by table and kind (parts, partitions): every part is opened by the reads that cannot skip it",
+      labelNames: ["table", "kind"] as const,
+      registers,
+      async collect() {
+        this.reset();
+        for (const t of await sources.tableParts()) {
+          this.set({ table: t.table, kind: "parts" }, t.parts);
+          this.set({ table: t.table, kind: "partitions" }, t.partitions);
+        }
       },
     }),
   };

@@ -33,6 +33,7 @@ import { createTenantRedaction } from "./tenants/redaction.ts";
 import type { TenantRegistry } from "./tenants/registry.ts";
 import { tenantService } from "./tenants/service.ts";
 import { integrityService } from "./integrity/service.ts";
+import { readTableParts } from "./store/parts.ts";
 import { metricsInterceptor, scrapeAllowed, type Metrics } from "./metrics.ts";
 import type { WindowOutcome } from "./query/recent-windows.ts";
 import type { CheckpointSigner } from "./integrity/signing-key.ts";
@@ -154,7 +155,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     committer.commit,
     (event) => event.weight,
   );
-  deps.metrics.watch({ queueBytes: () => batcher.outstandingBytes, tailSubscribers: () => hub.subscribers });
+  deps.metrics.watch({ queueBytes: () => batcher.outstandingBytes, tailSubscribers: () => hub.subscribers, tableParts: () => readTableParts(reader) });
   const recordRead = createReadAuditor({
     batcher,
     limits: config.ingest.limits,

@@ -74,8 +74,20 @@ ENGINE = MergeTree
 PARTITION BY (toMonday(received_at), retention_days)
 ORDER BY (tenant_id, time, id)
 TTL toDateTime(received_at) + toIntervalDay(retention_days)
-SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}${policy(config)}`;
+SETTINGS ttl_only_drop_parts = 1, ${eventsSettings(config)}${policy(config)}`;
 }
+
+/**
+ * The events table's settings that config may change between starts. A
+ * partition that has received nothing for `compactIdlePartitionSeconds` (a
+ * week that has ended) is merged into one part: the merge selector alone
+ * left a week of 2.3M events in 5 parts, each opened by every search that
+ * cannot skip the week, and a last small part of a week without the text
+ * indexes the inserts leave to merges (README, "Partitions by week").
+ */
+const eventsSettings = (config: StoreConfig) =>
+  `fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}, ` +
+  `min_age_to_force_merge_seconds = ${config.compactIdlePartitionSeconds}, min_age_to_force_merge_on_partition_only = 1`;
 
 /**
  * Full-text indexes: inverted indexes of the lower-cased words (splitByNonAlpha:
@@ -262,7 +274,7 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
     ...eventIdsTable(config),
     ...checkpointsTable(config),
     tenantsTable(config),
-    `ALTER TABLE events MODIFY SETTING fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}`,
+    `ALTER TABLE events MODIFY SETTING ${eventsSettings(config)}`,
     `ALTER TABLE event_ids MODIFY TTL received_at + INTERVAL ${config.dedupWindowDays} DAY`,
   ];
   for (const query of statements) await client.command({ query });

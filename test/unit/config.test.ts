@@ -160,10 +160,17 @@ describe("loadConfig: ClickHouse server", () => {
       database: "default",
       retentionDays: 30,
       dedupWindowDays: 7,
+      compactIdlePartitionSeconds: 172_800,
       fsync: false,
       migrate: true,
     });
     expect(loadConfig({ CLICKHOUSE_URL: "http://ch:8123", AUDITLOG_MIGRATE: "false" }).store).toMatchObject({ migrate: false });
+  });
+
+  it("compacts a quiet partition after 2 days unless told otherwise, and never when told 0", () => {
+    expect(loadConfig({}).store.compactIdlePartitionSeconds).toBe(172_800);
+    expect(loadConfig({ AUDITLOG_COMPACT_IDLE_PARTITION_SECONDS: "0" }).store.compactIdlePartitionSeconds).toBe(0);
+    expect(() => loadConfig({ AUDITLOG_COMPACT_IDLE_PARTITION_SECONDS: "-1" })).toThrow(/AUDITLOG_COMPACT_IDLE_PARTITION_SECONDS must be an integer between 0 and 31536000/);
   });
 
   it("reads the server credentials and database", () => {
