@@ -93,7 +93,9 @@ export function createMetrics() {
       registers,
       async collect() {
         this.reset();
-        for (const t of await sources.tableParts()) {
+        // An unreachable store leaves these series out; the rest of the scrape still answers.
+        const tables = await sources.tableParts().catch(() => []);
+        for (const t of tables) {
           this.set({ table: t.table, kind: "parts" }, t.parts);
           this.set({ table: t.table, kind: "partitions" }, t.partitions);
         }

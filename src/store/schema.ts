@@ -83,7 +83,7 @@ SETTINGS ttl_only_drop_parts = 1, ${eventsSettings(config)}${policy(config)}`;
  * week that has ended) is merged into one part: the merge selector alone
  * left a week of 2.3M events in 5 parts, each opened by every search that
  * cannot skip the week, and a last small part of a week without the text
- * indexes the inserts leave to merges (README, "Partitions by week").
+ * indexes the inserts leave to merges (README, "Quiet weeks become one part").
  */
 const eventsSettings = (config: StoreConfig) =>
   `fsync_after_insert = ${config.fsync ? 1 : 0}, fsync_part_directory = ${config.fsync ? 1 : 0}, ` +

@@ -10,6 +10,7 @@ import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, ROOT, startServer, tempDataDir, TEST_SECRET, type TestServer } from "../helpers/server.ts";
 import { runStoreSql } from "../helpers/store-sql.ts";
 import { StatsDimension, TimeBucket } from "../../gen/auditlog/v1/query_pb.js";
+import { scrapeMetrics } from "../helpers/metrics.ts";
 import type { Event } from "../../gen/auditlog/v1/event_pb.js";
 
 const dataDir = tempDataDir();
@@ -219,6 +220,10 @@ describe("when storage is unreachable", () => {
     expect(await health.json()).toEqual({ status: "unavailable" });
     const search = await postJson(server.baseUrl, "auditlog.v1.QueryService/SearchEvents", {}, await server.token("acme", ["auditor"]));
     expect(search.status).toBe(503);
+    // The metrics an operator looks at now still answer; the store's own gauges are left out.
+    const metrics = await scrapeMetrics(server.baseUrl);
+    expect(metrics.value("auditlog_store_parts", { table: "events", kind: "parts" })).toBeUndefined();
+    expect(metrics.count("auditlog_rpc_requests_total", { method: "auditlog.v1.IngestService/Append", code: "unavailable" })).toBe(1);
     expect(await server.stop()).toBe(0);
     removeDataDir(server.dataDir);
   });
