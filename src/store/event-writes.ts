@@ -14,11 +14,21 @@ import { TEXT_INDEX_NAMES } from "./schema.ts";
  */
 export const EVENT_INSERT_SETTINGS: InsertSettings = { exclude_materialize_skip_indexes_on_insert: TEXT_INDEX_NAMES.join(", ") };
 
-/** One block, one INSERT: the unit of group commit. Rows are JSONCompactEachRow lines (or values to make them of). */
-export async function insertEventRows(insertRows: RowInserter, rows: (string | unknown[])[]): Promise<void> {
+/**
+ * A block's rows as the body of one INSERT: JSONCompactEachRow lines (rows
+ * given as lines, or as values to make them of). Made before the INSERT is
+ * awaited, so the rows' strings are garbage by then instead of being held,
+ * and copied by scavenges, for as long as the engine takes.
+ */
+export function eventRowsBody(rows: (string | unknown[])[]): Buffer {
   let body = "";
   for (const row of rows) body += `${typeof row === "string" ? row : JSON.stringify(row)}\n`;
-  await insertRows("events", INSERT_COLUMNS, Buffer.from(body), EVENT_INSERT_SETTINGS);
+  return Buffer.from(body);
+}
+
+/** One block, one INSERT: the unit of group commit. */
+export function insertEventRows(insertRows: RowInserter, body: Buffer): Promise<void> {
+  return insertRows("events", INSERT_COLUMNS, body, EVENT_INSERT_SETTINGS);
 }
 
 /**
