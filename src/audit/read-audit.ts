@@ -87,8 +87,8 @@ export function createReadAuditor(deps: {
     const result = validateEvent(event, tenant, nowMicros(), deps.limits);
     if (!result.ok) throw new Error(`read audit event is invalid: ${result.invalid.field}: ${result.invalid.reason}`);
     deps.redact(result.record);
-    encodeOnArrival(result.record);
-    const { committed } = await deps.batcher.submit([{ record: result.record, clientId: false, bytes: result.bytes, weight: queuedWeight(result.record, result.bytes) }], {
+    const record = encodeOnArrival(result.record);
+    const { committed } = await deps.batcher.submit([{ record, clientId: false, bytes: result.bytes, weight: queuedWeight(record) }], {
       maxDelayMs: deps.maxDelayMs,
     });
     committed.catch((err) => deps.log.error({ err, operation, tenant }, "the audit event of a read was not stored"));

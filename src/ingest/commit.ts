@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
 import { unavailable } from "../errors.ts";
-import { dateTime64, insertRowJson, type EventRecord } from "../store/event-row.ts";
+import { dateTime64, insertRowJson, type EncodedRecord, type EventRecord } from "../store/event-row.ts";
 import { arrivalEncoding } from "./arrival-encoding.ts";
 import type { RowInserter } from "../store/client.ts";
 import { eventRowsBody, findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
@@ -10,7 +10,7 @@ import { nowMicros } from "../time.ts";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../store/receipt-lead.ts";
 
 export interface PendingEvent {
-  record: EventRecord;
+  record: EncodedRecord;
   /** Only client-chosen ids can repeat; server-made UUIDv7s need no lookup. */
   clientId: boolean;
   /** UTF-8 size of the event (what a live tail's queue counts). */
@@ -20,33 +20,35 @@ export interface PendingEvent {
 }
 
 /**
- * Heap a queued event holds beyond its strings' own bytes: the record's
- * objects and every string's header. Measured by test/unit/queue-weight.test.ts
- * (a realistic event of 25 fields and 8 attributes holds 2.2 KB in all, a
- * minimal one 0.7 KB, with their encodings flattened).
+ * Heap a queued event holds beyond its encodings' characters: its objects,
+ * its id and tenant, and the strings' headers. Measured by
+ * test/unit/queue-weight.test.ts: a realistic event (25 fields, 8
+ * attributes) holds 1.2 KB while it waits, a minimal one 0.35 KB.
  */
-const EVENT_OVERHEAD_BYTES = 640;
+const EVENT_OVERHEAD_BYTES = 256;
 
 /**
  * What an event holds in memory while it waits to be committed, for the
- * batcher's bound (AUDITLOG_QUEUE_MAX_BYTES): its strings (counted twice
- * their UTF-8 size: a string with any character beyond Latin-1 takes two
- * bytes per character in V8), its arrival-time encodings, and the objects.
- * Counting the UTF-8 size alone undercounted a realistic event 6×.
+ * batcher's bound (AUDITLOG_QUEUE_MAX_BYTES): its two encodings, at one byte
+ * per character, or two for text beyond ASCII (V8 keeps a string with any
+ * character beyond Latin-1 at two bytes per character), and its objects.
+ * Counting the UTF-8 size of the event alone once undercounted it 6×.
  */
-export function queuedWeight(record: EventRecord, utf8Bytes: number): number {
-  const encoded = record.encoded ? record.encoded.canonicalBody.length + record.encoded.rowHead.length : 0;
-  return 2 * utf8Bytes + encoded + EVENT_OVERHEAD_BYTES;
+export function queuedWeight(record: EncodedRecord): number {
+  return heapBytes(record.encoded.canonicalBody) + heapBytes(record.encoded.rowHead) + EVENT_OVERHEAD_BYTES;
 }
+
+const heapBytes = (text: string) => (Buffer.byteLength(text) === text.length ? text.length : 2 * text.length);
 
 /**
  * Encodes what of an event does not depend on its commit (src/store/event-row.ts,
- * `EventRecord.encoded`), once its fields are final: on arrival, where it runs
- * alongside the insert in flight instead of in the one-batch-at-a-time commit.
+ * `EncodedRecord`), once its fields are final: on arrival, where it runs
+ * alongside the insert in flight instead of in the one-batch-at-a-time
+ * commit. The decoded record is left behind: the queue holds the encodings.
  */
-export function encodeOnArrival(r: EventRecord): void {
+export function encodeOnArrival(r: EventRecord): EncodedRecord {
   const { canonicalBody, rowHead } = arrivalEncoding(r);
-  r.encoded = { canonicalBody: flattened(canonicalBody), rowHead: flattened(rowHead) };
+  return { tenantId: r.tenantId, id: r.id, timeUs: r.timeUs, encoded: { canonicalBody: flattened(canonicalBody), rowHead: flattened(rowHead) } };
 }
 
 /**

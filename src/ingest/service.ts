@@ -67,6 +67,7 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
   const unknown = new Set<string>();
   for (const tenant of named) if (!(await deps.resolveTenant(tenant))) unknown.add(tenant);
   const prepared: Prepared = { pending: [], positions: [], rejections: [] };
+  const valid: Extract<ReturnType<typeof validateEvent>, { ok: true }>[] = [];
   const now = nowMicros();
   events.forEach((event, i) => {
     const index = BigInt(firstIndex + i);
@@ -91,17 +92,17 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
       prepared.rejections.push(create(EventRejectionSchema, { index, ...result.invalid, code: "invalid_argument" }));
       return;
     }
-    prepared.pending.push({ record: result.record, clientId: result.clientId, bytes: result.bytes, weight: 0 });
+    valid.push(result);
     prepared.positions.push(i);
   });
   const perTenant = new Map<string, number>();
-  for (const { record } of prepared.pending) perTenant.set(record.tenantId, (perTenant.get(record.tenantId) ?? 0) + 1);
+  for (const { record } of valid) perTenant.set(record.tenantId, (perTenant.get(record.tenantId) ?? 0) + 1);
   // Charged before anything is queued: a refused request leaves nothing behind.
   deps.admission.chargeEvents(principal, perTenant);
-  for (const event of prepared.pending) {
-    deps.redact(event.record);
-    encodeOnArrival(event.record);
-    event.weight = queuedWeight(event.record, event.bytes);
+  for (const { record, clientId, bytes } of valid) {
+    deps.redact(record);
+    const encoded = encodeOnArrival(record);
+    prepared.pending.push({ record: encoded, clientId, bytes, weight: queuedWeight(encoded) });
   }
   return prepared;
 }

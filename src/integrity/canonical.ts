@@ -1,5 +1,5 @@
 import { hash } from "node:crypto";
-import { outcomeName, severityName, type EventRecord } from "../store/event-row.ts";
+import { outcomeName, severityName, type EncodedRecord, type EventRecord } from "../store/event-row.ts";
 
 /** The prev_hash of the first event of every chain. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -44,8 +44,8 @@ export function canonicalMap(map: Record<string, string>): string {
  * since the epoch, enums by name. Computable from the stored columns alone,
  * and equally from an exported Event (README, "Tamper evidence").
  */
-export function canonicalEvent(r: EventRecord, receivedAtUs: number, chainId: string, seq: number): string {
-  const body = r.encoded?.canonicalBody ?? canonicalBody(r);
+export function canonicalEvent(r: EventRecord | EncodedRecord, receivedAtUs: number, chainId: string, seq: number): string {
+  const body = r.encoded?.canonicalBody ?? canonicalBody(r as EventRecord);
   return `["auditlog.event.v1",${JSON.stringify(r.tenantId)},${JSON.stringify(chainId)},${seq},${body},${receivedAtUs}]`;
 }
 

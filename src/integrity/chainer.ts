@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { EventRecord } from "../store/event-row.ts";
+import type { EncodedRecord } from "../store/event-row.ts";
 import { canonicalCheckpoint, canonicalEvent, chainHash, GENESIS_HASH } from "./canonical.ts";
 import type { CheckpointSigner } from "./signing-key.ts";
 
@@ -14,7 +14,7 @@ export interface Chainer {
    * of each tenant) and signs each touched head. Returns the step that makes
    * the new heads current: call it once the insert succeeded.
    */
-  link(records: EventRecord[], receivedAtUs: number): Promise<() => void>;
+  link(records: EncodedRecord[], receivedAtUs: number): Promise<() => void>;
   /** After a failed insert, whose rows may or may not have landed: re-read the heads before the next batch. */
   forget(): void;
 }
@@ -70,7 +70,7 @@ export function createChainer(deps: { client: ClickHouseClient; chainId: string;
     async link(records, receivedAtUs) {
       const unknown = [...new Set(records.map((r) => r.tenantId))].filter((t) => !heads.has(t));
       if (unknown.length > 0) await loadHeads(unknown);
-      const next = new Map<string, Head & { last: EventRecord }>();
+      const next = new Map<string, Head & { last: EncodedRecord }>();
       for (const r of records) {
         const head = next.get(r.tenantId) ?? heads.get(r.tenantId)!;
         const seq = head.seq + 1;

@@ -39,6 +39,25 @@ export interface EventRecord {
   encoded?: { canonicalBody: string; rowHead: string };
 }
 
+/**
+ * An event as it waits for its commit, reduced to what the commit needs: its
+ * identity, its time, its arrival encodings and, once chained, its link.
+ * The rest of the event is inside `encoded.rowHead`, from which
+ * `recordFromEncoded` rebuilds the whole record (for the live tail). A
+ * queued event is then a few objects instead of the decoded record's
+ * thirty, which every scavenge copied while it waited (bench/RESULTS.md,
+ * "garbage that dies young").
+ */
+export interface EncodedRecord {
+  tenantId: string;
+  id: string;
+  /** Microseconds since the epoch. */
+  timeUs: number;
+  encoded: { canonicalBody: string; rowHead: string };
+  /** Set by the committer, just before the insert. */
+  link?: ChainLink;
+}
+
 /** Where an event sits on its hash chain (README, "Tamper evidence"). */
 export interface ChainLink {
   chainId: string;
@@ -113,13 +132,34 @@ export function insertRowHead(r: EventRecord): string {
  * One JSONCompactEachRow row (one line of text, no newline) in INSERT_COLUMNS
  * order; `receivedAt` is `dateTime64` of the batch's commit time, made once per batch.
  */
-export function insertRowJson(r: EventRecord, receivedAt: string, retentionDays: number): string {
-  const head = r.encoded?.rowHead ?? insertRowHead(r);
+export function insertRowJson(r: EventRecord | EncodedRecord, receivedAt: string, retentionDays: number): string {
+  const head = r.encoded?.rowHead ?? insertRowHead(r as EventRecord);
   const link = r.link;
   if (!link) return `${head},"${receivedAt}",${retentionDays},"",0,"","","",""]`;
   // Dates, numbers and hex hashes need no JSON escaping; the ids and the signature do.
   const checkpoint = link.checkpoint ? `${JSON.stringify(link.checkpoint.signature)},${JSON.stringify(link.checkpoint.keyId)}` : `"",""`;
   return `${head},"${receivedAt}",${retentionDays},${JSON.stringify(link.chainId)},${link.seq},"${link.prevHash}","${link.hash}",${checkpoint}]`;
+}
+
+/** The row head's values, in INSERT_COLUMNS order up to `after`. */
+type RowHeadValues = [
+  string, string, string, number, string, string, string, string,
+  string, string, string, string, string, string,
+  string, string, string, string, string, string,
+  Record<string, string>, string, string,
+];
+
+/** The whole record an event waiting for its commit was made from, with its link. */
+export function recordFromEncoded(r: EncodedRecord): EventRecord {
+  const v = JSON.parse(`${r.encoded.rowHead}]`) as RowHeadValues;
+  return {
+    tenantId: v[0], id: v[1], timeUs: r.timeUs, utcOffsetMinutes: v[3], type: v[4], action: v[5],
+    outcome: OUTCOME_BY_NAME[v[6]] ?? Outcome.UNSPECIFIED, severity: SEVERITY_BY_NAME[v[7]] ?? Severity.UNSPECIFIED,
+    actorId: v[8], actorType: v[9], actorName: v[10], actorSessionId: v[11], actorIp: v[12], actorUserAgent: v[13],
+    resourceType: v[14], resourceId: v[15], resourceName: v[16], source: v[17], requestId: v[18], message: v[19],
+    attributes: v[20], before: v[21], after: v[22],
+    link: r.link,
+  };
 }
 
 /** What SELECTs read to rebuild an Event; 64-bit values arrive as strings. */

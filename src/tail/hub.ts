@@ -1,6 +1,6 @@
 import type { PendingEvent } from "../ingest/commit.ts";
 import type { RecordPredicate } from "../query/filter-match.ts";
-import type { EventRecord } from "../store/event-row.ts";
+import { recordFromEncoded, type EventRecord } from "../store/event-row.ts";
 import { compareUtf8 } from "./position.ts";
 
 /** Why a subscriber's `next` rejects when the server ends every tail (shutdown). */
@@ -85,8 +85,9 @@ export class Subscription {
 
 /**
  * Fans committed batches out to live subscribers. `publish` runs inside the
- * commit step and costs nothing without subscribers; with them, one filter
- * check per event and subscriber, never a wait.
+ * commit step and costs nothing without subscribers; with them, each event's
+ * record rebuilt from its row (the queue held only its encodings), then one
+ * filter check per event and subscriber, never a wait.
  */
 export class TailHub {
   #subscriptions = new Set<Subscription>();
@@ -106,7 +107,7 @@ export class TailHub {
     if (this.#subscriptions.size === 0) return;
     // Commit order within a batch is (tenant_id, id), as storage sorts it.
     const ordered = events
-      .map(({ record, bytes }) => ({ record, receivedAtUs, bytes }))
+      .map(({ record, bytes }) => ({ record: recordFromEncoded(record), receivedAtUs, bytes }))
       .sort((a, b) => compareUtf8(a.record.tenantId, b.record.tenantId) || compareUtf8(a.record.id, b.record.id));
     for (const subscription of this.#subscriptions) {
       for (const event of ordered) subscription.offer(event);

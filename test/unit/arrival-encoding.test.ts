@@ -6,13 +6,15 @@ import { loadConfig } from "../../src/config.ts";
 import { arrivalEncoding } from "../../src/ingest/arrival-encoding.ts";
 import { validateEvent } from "../../src/ingest/validate.ts";
 import { canonicalBody } from "../../src/integrity/canonical.ts";
-import { insertRowHead, type EventRecord } from "../../src/store/event-row.ts";
+import { insertRowHead, recordFromEncoded, type EventRecord } from "../../src/store/event-row.ts";
+import { encodeOnArrival } from "../../src/ingest/commit.ts";
 
 /**
  * The ingest path encodes each event once on arrival (arrivalEncoding); the
  * reference encoders are what verification and the fallback paths use. The
  * canonical form must match byte for byte (hashes depend on it); the row
- * must hold the same values (its attributes may come in another order).
+ * must hold the same values (its attributes may come in another order), and
+ * give back the whole record (what a queued event keeps of it).
  */
 const limits = loadConfig({ AUDITLOG_DATA_DIR: "/tmp/unused" }).ingest.limits;
 const NOW_US = Date.now() * 1000;
@@ -29,6 +31,9 @@ function checkAgainstReferences(r: EventRecord) {
   const row = JSON.parse(`${rowHead}]`) as unknown[];
   const reference = JSON.parse(`${insertRowHead(r)}]`) as unknown[];
   expect(row).toEqual(reference);
+  // The queue holds only the encodings; the live tail gets the record back from them.
+  // (JSON has no -0: an offset of -0 minutes comes back as 0, the same offset.)
+  expect(recordFromEncoded(encodeOnArrival(r))).toEqual({ ...r, utcOffsetMinutes: r.utcOffsetMinutes || 0 });
 }
 
 const TEXT = ['plain', 'quotes " and \\ backslash', "line\nbreak\ttab\u0000nul", "ünïcödé 日本語 🎉", "\u2028\u2029", ""];

@@ -30,8 +30,8 @@ function heldPerEvent(make: (i: number) => Parameters<typeof create<typeof Event
   for (const wire of wires) {
     const result = validateEvent(decodeEvent(wire), "tenant-1", now, limits);
     if (!result.ok) throw new Error(result.invalid.reason);
-    encodeOnArrival(result.record);
-    queued.push({ record: result.record, bytes: queuedWeight(result.record, result.bytes) });
+    const record = encodeOnArrival(result.record);
+    queued.push({ record, bytes: queuedWeight(record) });
   }
   gc();
   const held = (process.memoryUsage().heapUsed - before) / N;

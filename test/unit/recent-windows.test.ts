@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import pino from "pino";
-import { createCommitter, receiptFloorUs, type PendingEvent } from "../../src/ingest/commit.ts";
+import { createCommitter, encodeOnArrival, receiptFloorUs, type PendingEvent } from "../../src/ingest/commit.ts";
 import { INSERT_COLUMNS, recordFromEvent } from "../../src/store/event-row.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { createRecentWindows, partitionGrain, type StoreSpan } from "../../src/query/recent-windows.ts";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../../src/store/receipt-lead.ts";
-import type { EventRecord } from "../../src/store/event-row.ts";
+import type { EncodedRecord, EventRecord } from "../../src/store/event-row.ts";
 
 const HOUR = 3_600_000_000;
 const DAY = 24 * HOUR;
@@ -159,7 +159,7 @@ describe("newest-first pages from the recent partitions first", () => {
 });
 
 describe("the commit stamp keeps the bound reads rely on", () => {
-  const pending = (timeUs: number) => ({ record: { timeUs } as EventRecord, clientId: false, bytes: 0, weight: 0 }) satisfies PendingEvent;
+  const pending = (timeUs: number) => ({ record: { timeUs } as EncodedRecord, clientId: false, bytes: 0, weight: 0 }) satisfies PendingEvent;
 
   it("is at least the newest time of the batch less the lead", () => {
     expect(receiptFloorUs([pending(NOW - DAY), pending(NOW + 5 * 60_000_000), pending(NOW)])).toBe(NOW + 5 * 60_000_000 - TIME_LEAD_OVER_RECEIPT_US);
@@ -175,7 +175,7 @@ describe("the commit stamp keeps the bound reads rely on", () => {
       log: pino({ level: "silent" }),
     });
     const aheadUs = Date.now() * 1000 + 3 * HOUR;
-    const record = { ...recordFromEvent(sampleEvent(1, { tenantId: "t" })), tenantId: "t", timeUs: aheadUs } as EventRecord;
+    const record = encodeOnArrival({ ...recordFromEvent(sampleEvent(1, { tenantId: "t" })), tenantId: "t", timeUs: aheadUs } as EventRecord);
     expect(await committer.commit([{ record, clientId: false, bytes: 0, weight: 0 }])).toEqual([true]);
     const [row] = bodies.map((b) => JSON.parse(b) as unknown[]);
     const receivedAt = row[INSERT_COLUMNS.indexOf("received_at")] as string;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
-import type { PendingEvent } from "../../src/ingest/commit.ts";
+import { encodeOnArrival, type PendingEvent } from "../../src/ingest/commit.ts";
 import type { EventRecord } from "../../src/store/event-row.ts";
 import { TailClosed, TailHub } from "../../src/tail/hub.ts";
 import { compareUtf8, comparePositions, decodeCursor, encodeCursor, startPosition } from "../../src/tail/position.ts";
@@ -10,7 +10,7 @@ const record = (tenantId: string, id: string): EventRecord => ({
   actorId: "a", actorType: "", actorName: "", actorSessionId: "", actorIp: "", actorUserAgent: "", resourceType: "",
   resourceId: "", resourceName: "", source: "", requestId: "", message: "", attributes: {}, before: "", after: "",
 });
-const pending = (tenantId: string, id: string, bytes = 100): PendingEvent => ({ record: record(tenantId, id), clientId: true, bytes, weight: bytes });
+const pending = (tenantId: string, id: string, bytes = 100): PendingEvent => ({ record: encodeOnArrival(record(tenantId, id)), clientId: true, bytes, weight: bytes });
 const never = new AbortController().signal;
 
 describe("compareUtf8: the order ClickHouse sorts String columns in", () => {
