@@ -2,7 +2,7 @@ import { canonicalMap, canonicalState } from "../integrity/canonical.ts";
 import { dateTime64, outcomeName, severityName, type EventRecord } from "../store/event-row.ts";
 
 /**
- * Both encodings an event gets on arrival (`EventRecord.encoded`), made in one
+ * Both encodings an event gets on arrival (`EncodedRecord.encoded`), made in one
  * pass: the middle of its canonical form (`canonicalBody`,
  * src/integrity/canonical.ts) and the head of its row (`insertRowHead`,
  * src/store/event-row.ts). The two share their longest run of fields, `type`

@@ -45,7 +45,7 @@ export function canonicalMap(map: Record<string, string>): string {
  * and equally from an exported Event (README, "Tamper evidence").
  */
 export function canonicalEvent(r: EventRecord | EncodedRecord, receivedAtUs: number, chainId: string, seq: number): string {
-  const body = r.encoded?.canonicalBody ?? canonicalBody(r as EventRecord);
+  const body = "encoded" in r ? r.encoded.canonicalBody : canonicalBody(r);
   return `["auditlog.event.v1",${JSON.stringify(r.tenantId)},${JSON.stringify(chainId)},${seq},${body},${receivedAtUs}]`;
 }
 

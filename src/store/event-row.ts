@@ -31,17 +31,13 @@ export interface EventRecord {
   after: string;
   /** Set by the committer, just before the insert. */
   link?: ChainLink;
-  /**
-   * Encodings computed on arrival (src/ingest/service.ts) so the commit step,
-   * which runs one batch at a time, only appends the commit-time fields.
-   * Absent: computed at commit. Stale if a field changes after they are made.
-   */
-  encoded?: { canonicalBody: string; rowHead: string };
 }
 
 /**
  * An event as it waits for its commit, reduced to what the commit needs: its
- * identity, its time, its arrival encodings and, once chained, its link.
+ * identity, its time, its arrival encodings (made on arrival so the commit
+ * step, which runs one batch at a time, only appends the commit-time fields)
+ * and, once chained, its link.
  * The rest of the event is inside `encoded.rowHead`, from which
  * `recordFromEncoded` rebuilds the whole record (for the live tail). A
  * queued event is then a few objects instead of the decoded record's
@@ -133,7 +129,7 @@ export function insertRowHead(r: EventRecord): string {
  * order; `receivedAt` is `dateTime64` of the batch's commit time, made once per batch.
  */
 export function insertRowJson(r: EventRecord | EncodedRecord, receivedAt: string, retentionDays: number): string {
-  const head = r.encoded?.rowHead ?? insertRowHead(r as EventRecord);
+  const head = "encoded" in r ? r.encoded.rowHead : insertRowHead(r);
   const link = r.link;
   if (!link) return `${head},"${receivedAt}",${retentionDays},"",0,"","","",""]`;
   // Dates, numbers and hex hashes need no JSON escaping; the ids and the signature do.
