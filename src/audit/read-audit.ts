@@ -5,7 +5,7 @@ import type { Principal } from "../auth/principal.ts";
 import type { TenantScope } from "../auth/tenant-scope.ts";
 import type { EventLimits } from "../config.ts";
 import type { Batcher } from "../ingest/batcher.ts";
-import { encodeOnArrival, queuedWeight, type PendingEvent } from "../ingest/commit.ts";
+import { encodeOnArrival, type PendingEvent } from "../ingest/commit.ts";
 import { validateEvent } from "../ingest/validate.ts";
 import { failureOf } from "../errors.ts";
 import { nowMicros } from "../time.ts";
@@ -87,8 +87,7 @@ export function createReadAuditor(deps: {
     const result = validateEvent(event, tenant, nowMicros(), deps.limits);
     if (!result.ok) throw new Error(`read audit event is invalid: ${result.invalid.field}: ${result.invalid.reason}`);
     deps.redact(result.record);
-    const record = encodeOnArrival(result.record);
-    const { committed } = await deps.batcher.submit([{ record, clientId: false, bytes: result.bytes, weight: queuedWeight(record) }], {
+    const { committed } = await deps.batcher.submit([{ ...encodeOnArrival(result.record), clientId: false, bytes: result.bytes }], {
       maxDelayMs: deps.maxDelayMs,
     });
     committed.catch((err) => deps.log.error({ err, operation, tenant }, "the audit event of a read was not stored"));

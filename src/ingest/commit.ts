@@ -15,7 +15,7 @@ export interface PendingEvent {
   clientId: boolean;
   /** UTF-8 size of the event (what a live tail's queue counts). */
   bytes: number;
-  /** What the queued event holds in memory (`queuedWeight`): its weight in the batcher's bound. */
+  /** What the queued event holds in memory (`encodeOnArrival`): its weight in the batcher's bound. */
   weight: number;
 }
 
@@ -28,40 +28,35 @@ export interface PendingEvent {
 const EVENT_OVERHEAD_BYTES = 256;
 
 /**
- * What an event holds in memory while it waits to be committed, for the
+ * Encodes what of an event does not depend on its commit (src/store/event-row.ts,
+ * `EncodedRecord`), once its fields are final: on arrival, where it runs
+ * alongside the insert in flight instead of in the one-batch-at-a-time
+ * commit. The decoded record is left behind: the queue holds the encodings.
+ *
+ * `weight` is what the event holds in memory while it waits, for the
  * batcher's bound (AUDITLOG_QUEUE_MAX_BYTES): its two encodings, at one byte
  * per character, or two for text beyond ASCII (V8 keeps a string with any
  * character beyond Latin-1 at two bytes per character), and its objects.
  * Counting the UTF-8 size of the event alone once undercounted it 6×.
  */
-export function queuedWeight(record: EncodedRecord): number {
-  return heapBytes(record.encoded.canonicalBody) + heapBytes(record.encoded.rowHead) + EVENT_OVERHEAD_BYTES;
-}
-
-const heapBytes = (text: string) => (Buffer.byteLength(text) === text.length ? text.length : 2 * text.length);
-
-/**
- * Encodes what of an event does not depend on its commit (src/store/event-row.ts,
- * `EncodedRecord`), once its fields are final: on arrival, where it runs
- * alongside the insert in flight instead of in the one-batch-at-a-time
- * commit. The decoded record is left behind: the queue holds the encodings.
- */
-export function encodeOnArrival(r: EventRecord): EncodedRecord {
+export function encodeOnArrival(r: EventRecord): { record: EncodedRecord; weight: number } {
   const { canonicalBody, rowHead } = arrivalEncoding(r);
-  return { tenantId: r.tenantId, id: r.id, timeUs: r.timeUs, encoded: { canonicalBody: flattened(canonicalBody), rowHead: flattened(rowHead) } };
+  const record = { tenantId: r.tenantId, id: r.id, timeUs: r.timeUs, encoded: { canonicalBody, rowHead } };
+  return { record, weight: heldBytes(canonicalBody) + heldBytes(rowHead) + EVENT_OVERHEAD_BYTES };
 }
 
 /**
- * The string made one piece now. A template literal builds a rope of its
- * parts (about twenty objects per event for the two encodings); an event
- * holds its encodings until its commit, across several scavenges, which
- * copied every part each time. Measuring its UTF-8 length flattens a rope
- * in place (V8's String::Utf8Length), so the parts die young: scavenge
- * pauses 20–30% shorter at full load (bench/RESULTS.md, 2026-12-02).
+ * The heap a string holds, from its UTF-8 length, whose measuring also
+ * makes it one piece. A template literal builds a rope of its parts (about
+ * twenty objects per event for the two encodings); an event holds its
+ * encodings until its commit, across several scavenges, which copied every
+ * part each time. Measuring flattens a rope in place (V8's
+ * String::Utf8Length), so the parts die young: scavenge pauses 20–30%
+ * shorter at full load (bench/RESULTS.md, 2026-12-02).
  */
-function flattened(text: string): string {
-  Buffer.byteLength(text);
-  return text;
+function heldBytes(text: string): number {
+  const utf8 = Buffer.byteLength(text);
+  return utf8 === text.length ? utf8 : 2 * text.length;
 }
 
 /**

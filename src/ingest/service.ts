@@ -12,7 +12,7 @@ import type { Admission } from "../limits/admission.ts";
 import type { EventRecord } from "../store/event-row.ts";
 import { nowMicros } from "../time.ts";
 import type { Batcher } from "./batcher.ts";
-import { encodeOnArrival, queuedWeight, type PendingEvent } from "./commit.ts";
+import { encodeOnArrival, type PendingEvent } from "./commit.ts";
 import { decodeEvent } from "./event-wire.ts";
 import type { IngestServiceWire } from "./ingest-wire-schema.ts";
 import { validateEvent } from "./validate.ts";
@@ -101,8 +101,7 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
   deps.admission.chargeEvents(principal, perTenant);
   for (const { record, clientId, bytes } of valid) {
     deps.redact(record);
-    const encoded = encodeOnArrival(record);
-    prepared.pending.push({ record: encoded, clientId, bytes, weight: queuedWeight(encoded) });
+    prepared.pending.push({ ...encodeOnArrival(record), clientId, bytes });
   }
   return prepared;
 }

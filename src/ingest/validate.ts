@@ -13,7 +13,7 @@ export interface Invalid {
 }
 
 export type Validated =
-  | { ok: true; record: EventRecord; clientId: boolean; /** UTF-8 size, for the size limit and a live tail's queue (the batcher weighs the event with `queuedWeight`). */ bytes: number }
+  | { ok: true; record: EventRecord; clientId: boolean; /** UTF-8 size, for the size limit and a live tail's queue (the batcher weighs the event by what it holds: `encodeOnArrival`). */ bytes: number }
   | { ok: false; invalid: Invalid };
 
 const { type: TYPE_PATTERN, action: ACTION_PATTERN, id: ID_PATTERN, attributeKey: ATTRIBUTE_KEY_PATTERN } = PATTERNS;

@@ -3,13 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { grpcJsIngestClient } from "../helpers/clients.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
 
-const QUEUE_BYTES = 1_600_000;
+const QUEUE_BYTES = 640_000;
 let server: TestServer;
 beforeAll(async () => {
   server = await startServer({
     env: {
       LOG_LEVEL: "debug",
-      // About two of the stream's 500-event messages (each weighs about 800 KB queued: see queuedWeight).
+      // About two of the stream's 500-event messages (each weighs about 290 KB queued: see encodeOnArrival).
       AUDITLOG_QUEUE_MAX_BYTES: String(QUEUE_BYTES),
       // A batch waits 1 s for company: long enough to see the queue fill up.
       AUDITLOG_BATCH_MAX_EVENTS: "100000",

@@ -33,7 +33,7 @@ function checkAgainstReferences(r: EventRecord) {
   expect(row).toEqual(reference);
   // The queue holds only the encodings; the live tail gets the record back from them.
   // (JSON has no -0: an offset of -0 minutes comes back as 0, the same offset.)
-  expect(recordFromEncoded(encodeOnArrival(r))).toEqual({ ...r, utcOffsetMinutes: r.utcOffsetMinutes || 0 });
+  expect(recordFromEncoded(encodeOnArrival(r).record)).toEqual({ ...r, utcOffsetMinutes: r.utcOffsetMinutes || 0 });
 }
 
 const TEXT = ['plain', 'quotes " and \\ backslash', "line\nbreak\ttab\u0000nul", "ünïcödé 日本語 🎉", "\u2028\u2029", ""];

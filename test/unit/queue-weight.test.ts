@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import { realisticEvent } from "../../bench/realistic-events.ts";
 import { loadConfig } from "../../src/config.ts";
-import { encodeOnArrival, queuedWeight } from "../../src/ingest/commit.ts";
+import { encodeOnArrival } from "../../src/ingest/commit.ts";
 import { decodeEvent } from "../../src/ingest/event-wire.ts";
 import { validateEvent } from "../../src/ingest/validate.ts";
 
@@ -30,8 +30,8 @@ function heldPerEvent(make: (i: number) => Parameters<typeof create<typeof Event
   for (const wire of wires) {
     const result = validateEvent(decodeEvent(wire), "tenant-1", now, limits);
     if (!result.ok) throw new Error(result.invalid.reason);
-    const record = encodeOnArrival(result.record);
-    queued.push({ record, bytes: queuedWeight(record) });
+    const { record, weight } = encodeOnArrival(result.record);
+    queued.push({ record, bytes: weight });
   }
   gc();
   const held = (process.memoryUsage().heapUsed - before) / N;

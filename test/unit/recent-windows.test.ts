@@ -175,7 +175,7 @@ describe("the commit stamp keeps the bound reads rely on", () => {
       log: pino({ level: "silent" }),
     });
     const aheadUs = Date.now() * 1000 + 3 * HOUR;
-    const record = encodeOnArrival({ ...recordFromEvent(sampleEvent(1, { tenantId: "t" })), tenantId: "t", timeUs: aheadUs } as EventRecord);
+    const { record } = encodeOnArrival({ ...recordFromEvent(sampleEvent(1, { tenantId: "t" })), tenantId: "t", timeUs: aheadUs } as EventRecord);
     expect(await committer.commit([{ record, clientId: false, bytes: 0, weight: 0 }])).toEqual([true]);
     const [row] = bodies.map((b) => JSON.parse(b) as unknown[]);
     const receivedAt = row[INSERT_COLUMNS.indexOf("received_at")] as string;

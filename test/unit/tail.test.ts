@@ -10,7 +10,7 @@ const record = (tenantId: string, id: string): EventRecord => ({
   actorId: "a", actorType: "", actorName: "", actorSessionId: "", actorIp: "", actorUserAgent: "", resourceType: "",
   resourceId: "", resourceName: "", source: "", requestId: "", message: "", attributes: {}, before: "", after: "",
 });
-const pending = (tenantId: string, id: string, bytes = 100): PendingEvent => ({ record: encodeOnArrival(record(tenantId, id)), clientId: true, bytes, weight: bytes });
+const pending = (tenantId: string, id: string, bytes = 100): PendingEvent => ({ record: encodeOnArrival(record(tenantId, id)).record, clientId: true, bytes, weight: bytes });
 const never = new AbortController().signal;
 
 describe("compareUtf8: the order ClickHouse sorts String columns in", () => {
