@@ -32,6 +32,8 @@ export class Subscription {
 
   constructor(
     readonly matches: RecordPredicate,
+    /** The one tenant it can see, or undefined for all (an admin's tail). */
+    readonly tenant: string | undefined,
     private readonly maxQueueBytes: number,
     private readonly onClose: (s: Subscription) => void,
   ) {}
@@ -85,9 +87,10 @@ export class Subscription {
 
 /**
  * Fans committed batches out to live subscribers. `publish` runs inside the
- * commit step and costs nothing without subscribers; with them, each event's
- * record rebuilt from its row (the queue held only its encodings), then one
- * filter check per event and subscriber, never a wait.
+ * commit step and costs nothing without subscribers; with them, each event
+ * a subscriber's tenant scope can see is rebuilt from its row (the queue held
+ * only its encodings), then one filter check per event and subscriber,
+ * never a wait.
  */
 export class TailHub {
   #subscriptions = new Set<Subscription>();
@@ -96,8 +99,9 @@ export class TailHub {
     return this.#subscriptions.size;
   }
 
-  subscribe(matches: RecordPredicate, maxQueueBytes: number): Subscription {
-    const subscription = new Subscription(matches, maxQueueBytes, (s) => this.#subscriptions.delete(s));
+  /** `tenant`: the only tenant `matches` can accept, if one; events of others are then not rebuilt for it. */
+  subscribe(matches: RecordPredicate, maxQueueBytes: number, tenant?: string): Subscription {
+    const subscription = new Subscription(matches, tenant, maxQueueBytes, (s) => this.#subscriptions.delete(s));
     this.#subscriptions.add(subscription);
     return subscription;
   }
@@ -105,8 +109,12 @@ export class TailHub {
   /** The events of one committed batch, all stamped `receivedAtUs`. */
   publish(events: PendingEvent[], receivedAtUs: number): void {
     if (this.#subscriptions.size === 0) return;
+    const tenants = new Set<string>();
+    for (const s of this.#subscriptions) tenants.add(s.tenant ?? "");
+    const seen = tenants.has("") ? () => true : (tenantId: string) => tenants.has(tenantId);
     // Commit order within a batch is (tenant_id, id), as storage sorts it.
     const ordered = events
+      .filter(({ record }) => seen(record.tenantId))
       .map(({ record, bytes }) => ({ record: recordFromEncoded(record), receivedAtUs, bytes }))
       .sort((a, b) => compareUtf8(a.record.tenantId, b.record.tenantId) || compareUtf8(a.record.id, b.record.id));
     for (const subscription of this.#subscriptions) {

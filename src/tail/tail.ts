@@ -65,7 +65,7 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
   }
 
   if (position) yield* replay();
-  const subscription = deps.hub.subscribe(matches, deps.queueMaxBytes);
+  const subscription = deps.hub.subscribe(matches, deps.queueMaxBytes, req.scope.kind === "tenant" ? req.scope.tenant : undefined);
   try {
     if (position) yield* replay();
     else position = { receivedAtUs: deps.settledUs() + 1, tenantId: "", id: "" };

@@ -89,6 +89,16 @@ describe("TailHub and its bounded subscriptions", () => {
     expect("events" in third && third.events.map((e) => e.record.id)).toEqual(["7"]);
   });
 
+  it("rebuilds only the events a subscriber's tenant scope can see", async () => {
+    const hub = new TailHub();
+    const sub = hub.subscribe((r) => r.tenantId === "a", 10_000, "a");
+    // Another tenant's row is never parsed for a tail of tenant a (a broken one would throw here).
+    const unreadable: PendingEvent = { record: { tenantId: "b", id: "9", timeUs: 0, encoded: { canonicalBody: "", rowHead: "not json" } }, clientId: true, bytes: 1, weight: 1 };
+    hub.publish([pending("a", "1"), unreadable], 5);
+    const d = await sub.next(10, never);
+    expect("events" in d && d.events.map((e) => e.record.id)).toEqual(["1"]);
+  });
+
   it("publishing never waits on a subscriber, and costs nothing without one", () => {
     const hub = new TailHub();
     hub.publish([pending("t", "1")], 1);
