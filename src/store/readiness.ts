@@ -41,7 +41,7 @@ export function prepareStore(
       try {
         if (config.kind === "server" && !config.migrate) await checkSchema(client);
         else await migrate(client, config);
-        await repairDerivedTables(client, log, config.kind === "chdb" ? { retentionDays: config.retentionDays } : undefined);
+        await repairDerivedTables(client, log, config.kind === "chdb");
         await afterSchema();
         mutable.ready = true;
         resolve();

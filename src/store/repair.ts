@@ -24,8 +24,8 @@ const WINDOW = "INTERVAL 10 SECOND";
 export async function repairDerivedTables(
   client: ClickHouseClient,
   log: Logger,
-  /** Repair the rollups too (the embedded store), whose rows live this long. */
-  rollups?: { retentionDays: number },
+  /** Repair the rollups too (the embedded store). */
+  rollups = false,
 ): Promise<void> {
   const statements: Record<string, string> = {
     event_ids: `INSERT INTO event_ids (tenant_id, id, received_at)
@@ -37,7 +37,7 @@ export async function repairDerivedTables(
       WHERE checkpoint_signature != '' AND received_at >= (SELECT max(time) FROM checkpoints) - ${WINDOW}
         AND (tenant_id, chain_id, seq) NOT IN (SELECT tenant_id, chain_id, seq FROM checkpoints WHERE time >= (SELECT max(time) FROM checkpoints) - ${WINDOW})`,
   };
-  if (rollups) Object.assign(statements, rollupRepairs(rollups.retentionDays));
+  if (rollups) Object.assign(statements, ROLLUP_REPAIRS);
   for (const [table, query] of Object.entries(statements)) {
     const before = await count(client, table);
     await client.command({ query });
@@ -56,43 +56,41 @@ export async function repairDerivedTables(
  *   events and topped up by what it lacks. A rollup never holds more than
  *   the events (a view part exists only after its events' part), except
  *   where retention has removed events since: there a missing batch can be
- *   under-counted, never over-counted. Hours the rollup's own TTL has
- *   dropped are left alone (their events may outlive them).
+ *   under-counted, never over-counted. (The batch's own rows are of this
+ *   week's receipts, which no retention has touched.)
  * - The catalog counts every event ever seen, retention or not, so counting
  *   again cannot tell; each of its rows carries the newest commit time it
  *   has counted (`last_received_at`), and a type whose marker is older than
  *   the batch gets the batch's own aggregates.
  */
 const NEWEST_BATCH = "received_at = (SELECT max(received_at) FROM events)";
-const HOURLY_KEY = "tenant_id, hour, type, action, severity, outcome, source";
-const rollupRepairs = (retentionDays: number) => {
-  const hoursTouched = `SELECT DISTINCT tenant_id, toDateTime(toStartOfHour(time)) AS hour FROM events
-    WHERE ${NEWEST_BATCH} AND hour > now() - INTERVAL ${retentionDays} DAY`;
-  return {
-    events_hourly: `INSERT INTO events_hourly (${HOURLY_KEY}, events)
-      SELECT ${HOURLY_KEY}, stored.n - rolled.n FROM (
-        SELECT tenant_id, toDateTime(toStartOfHour(time)) AS hour, type, action, severity, outcome, source, count() AS n FROM events
-        WHERE (tenant_id, toDateTime(toStartOfHour(time))) IN (${hoursTouched})
-        GROUP BY ${HOURLY_KEY}
-      ) AS stored
-      LEFT JOIN (
-        SELECT ${HOURLY_KEY}, sum(events) AS n FROM events_hourly
-        WHERE (tenant_id, hour) IN (${hoursTouched})
-        GROUP BY ${HOURLY_KEY}
-      ) AS rolled USING (${HOURLY_KEY})
-      WHERE stored.n > rolled.n`,
-    event_types: `INSERT INTO event_types (tenant_id, type, events, first_seen, last_seen, attribute_keys, last_received_at)
-      SELECT tenant_id, type, count(), min(time), max(time),
-        groupUniqArrayArray(arrayMap(k -> toString(k), mapKeys(attributes))), max(received_at)
-      FROM events
-      WHERE ${NEWEST_BATCH} AND (tenant_id, type) NOT IN (
-        SELECT tenant_id, type FROM event_types
-        WHERE (tenant_id, type) IN (SELECT DISTINCT tenant_id, type FROM events WHERE ${NEWEST_BATCH})
-        GROUP BY tenant_id, type
-        HAVING max(last_received_at) >= (SELECT max(received_at) FROM events)
-      )
-      GROUP BY tenant_id, type`,
-  };
+const HOURLY_KEY = "tenant_id, hour, type, action, severity, outcome, source, received_week, retention_days";
+const HOURS_TOUCHED = `SELECT DISTINCT tenant_id, toDateTime(toStartOfHour(time)) AS hour FROM events WHERE ${NEWEST_BATCH}`;
+const ROLLUP_REPAIRS = {
+  events_hourly: `INSERT INTO events_hourly (${HOURLY_KEY}, events)
+    SELECT ${HOURLY_KEY}, stored.n - rolled.n FROM (
+      SELECT tenant_id, toDateTime(toStartOfHour(time)) AS hour, type, action, severity, outcome, source,
+        toMonday(received_at) AS received_week, retention_days, count() AS n FROM events
+      WHERE (tenant_id, toDateTime(toStartOfHour(time))) IN (${HOURS_TOUCHED})
+      GROUP BY ${HOURLY_KEY}
+    ) AS stored
+    LEFT JOIN (
+      SELECT ${HOURLY_KEY}, sum(events) AS n FROM events_hourly
+      WHERE (tenant_id, hour) IN (${HOURS_TOUCHED})
+      GROUP BY ${HOURLY_KEY}
+    ) AS rolled USING (${HOURLY_KEY})
+    WHERE stored.n > rolled.n`,
+  event_types: `INSERT INTO event_types (tenant_id, type, events, first_seen, last_seen, attribute_keys, last_received_at)
+    SELECT tenant_id, type, count(), min(time), max(time),
+      groupUniqArrayArray(arrayMap(k -> toString(k), mapKeys(attributes))), max(received_at)
+    FROM events
+    WHERE ${NEWEST_BATCH} AND (tenant_id, type) NOT IN (
+      SELECT tenant_id, type FROM event_types
+      WHERE (tenant_id, type) IN (SELECT DISTINCT tenant_id, type FROM events WHERE ${NEWEST_BATCH})
+      GROUP BY tenant_id, type
+      HAVING max(last_received_at) >= (SELECT max(received_at) FROM events)
+    )
+    GROUP BY tenant_id, type`,
 };
 
 async function count(client: ClickHouseClient, table: string): Promise<number> {

@@ -198,6 +198,15 @@ const OUTCOME_ENUM = "Enum8('UNSPECIFIED' = 0, 'SUCCESS' = 1, 'FAILURE' = 2)";
  * dashboards never scan events: counts per tenant, hour (of `time`), type,
  * action, severity, outcome and source; and per tenant and type, the event
  * type catalog (count, first and last seen, attribute keys).
+ *
+ * The hourly counts live as long as the events they count: each row also
+ * carries the week of receipt and the retention its events were stored with,
+ * and goes when that week's events do (a week's part of `events` is dropped
+ * once its newest event has expired, so by the week's end plus the
+ * retention). A lifetime from the hour of `time` and the service's default
+ * retention (the first release's) counted a 30-day tenant's events for 90
+ * days, forgot a 365-day tenant's after 90, and dropped back-dated events at
+ * once, while the events were still there.
  */
 const ROLLUPS = [
   {
@@ -211,15 +220,18 @@ const ROLLUPS = [
   severity ${SEVERITY_ENUM},
   outcome ${OUTCOME_ENUM},
   source LowCardinality(String),
+  received_week Date,
+  retention_days UInt16,
   events UInt64
 )
-ENGINE = SummingMergeTree
+ENGINE = SummingMergeTree(events)
 PARTITION BY toYYYYMM(hour)
-ORDER BY (tenant_id, hour, type, action, severity, outcome, source)
-TTL hour + INTERVAL ${config.retentionDays} DAY
+ORDER BY (tenant_id, hour, type, action, severity, outcome, source, received_week, retention_days)
+TTL received_week + toIntervalDay(retention_days + 7)
 SETTINGS index_granularity = 8192${policy(config)}`,
-    select: `SELECT tenant_id, toStartOfHour(time) AS hour, type, action, severity, outcome, source, count() AS events
-FROM events GROUP BY tenant_id, hour, type, action, severity, outcome, source`,
+    select: `SELECT tenant_id, toStartOfHour(time) AS hour, type, action, severity, outcome, source,
+  toMonday(received_at) AS received_week, retention_days, count() AS events
+FROM events GROUP BY tenant_id, hour, type, action, severity, outcome, source, received_week, retention_days`,
   },
   {
     table: "event_types",
@@ -279,9 +291,28 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
   ];
   for (const query of statements) await client.command({ query });
   await addTextIndexes(client);
+  await replaceHourlyRollupWithoutReceipt(client);
   await createRollups(client, config);
   await addCatalogMarker(client);
   await checkStoragePolicy(client, config);
+}
+
+/**
+ * The hourly rollup of the first release (no week of receipt, no retention:
+ * see ROLLUPS) is dropped with its view, to be made again and back-filled
+ * from the events stored (`createRollups`): counting them again gives what
+ * the new rows would have held, and forgets counts of events already gone.
+ */
+async function replaceHourlyRollupWithoutReceipt(client: ClickHouseClient): Promise<void> {
+  const result = await client.query({
+    query: `SELECT countIf(name = 'received_week') AS has_week, count() AS columns FROM system.columns
+      WHERE database = currentDatabase() AND table = 'events_hourly'`,
+    format: "JSONEachRow",
+  });
+  const [{ has_week, columns }] = await result.json<{ has_week: string; columns: string }>();
+  if (Number(columns) === 0 || Number(has_week) > 0) return;
+  await client.command({ query: "DROP VIEW IF EXISTS events_hourly_mv" });
+  await client.command({ query: "DROP TABLE events_hourly" });
 }
 
 /**
