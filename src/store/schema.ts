@@ -297,6 +297,16 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
   await checkStoragePolicy(client, config);
 }
 
+/** The columns a table of ours has now (none: it does not exist yet); for upgrades of older stores. */
+async function columnsOf(client: ClickHouseClient, table: string): Promise<Set<string>> {
+  const result = await client.query({
+    query: "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {table:String}",
+    query_params: { table },
+    format: "JSONEachRow",
+  });
+  return new Set((await result.json<{ name: string }>()).map((c) => c.name));
+}
+
 /**
  * The hourly rollup of the first release (no week of receipt, no retention:
  * see ROLLUPS) is dropped with its view, to be made again and back-filled
@@ -304,13 +314,8 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
  * the new rows would have held, and forgets counts of events already gone.
  */
 async function replaceHourlyRollupWithoutReceipt(client: ClickHouseClient): Promise<void> {
-  const result = await client.query({
-    query: `SELECT countIf(name = 'received_week') AS has_week, count() AS columns FROM system.columns
-      WHERE database = currentDatabase() AND table = 'events_hourly'`,
-    format: "JSONEachRow",
-  });
-  const [{ has_week, columns }] = await result.json<{ has_week: string; columns: string }>();
-  if (Number(columns) === 0 || Number(has_week) > 0) return;
+  const columns = await columnsOf(client, "events_hourly");
+  if (columns.size === 0 || columns.has("received_week")) return;
   await client.command({ query: "DROP VIEW IF EXISTS events_hourly_mv" });
   await client.command({ query: "DROP TABLE events_hourly" });
 }
@@ -321,12 +326,7 @@ async function replaceHourlyRollupWithoutReceipt(client: ClickHouseClient): Prom
  * is taken as complete (a zero-count row changes no sum, minimum or maximum).
  */
 async function addCatalogMarker(client: ClickHouseClient): Promise<void> {
-  const result = await client.query({
-    query: "SELECT count() AS n FROM system.columns WHERE database = currentDatabase() AND table = 'event_types' AND name = 'last_received_at'",
-    format: "JSONEachRow",
-  });
-  const [{ n }] = await result.json<{ n: string }>();
-  if (Number(n) > 0) return;
+  if ((await columnsOf(client, "event_types")).has("last_received_at")) return;
   const catalog = ROLLUPS.find((r) => r.table === "event_types")!;
   await client.command({ query: `ALTER TABLE event_types ADD COLUMN ${CATALOG_MARKER}` });
   await client.command({ query: "DROP VIEW IF EXISTS event_types_mv" });
