@@ -136,6 +136,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     client: writer,
     insertRows: deps.clients.insertRows,
     retentionDays,
+    dedupWindowDays: config.store.dedupWindowDays,
     log,
     onCommitted: (events, receivedAtUs) => hub.publish(events, receivedAtUs),
     chainer: config.integrity.hashChain ? createChainer({ client: writer, chainId: deps.chainId, signer: deps.signer }) : undefined,

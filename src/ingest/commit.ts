@@ -97,6 +97,8 @@ export function createCommitter(deps: {
   insertRows: RowInserter;
   /** Days an event of this tenant is kept, as its policy says now. */
   retentionDays: (tenant: string) => number;
+  /** Days a client-chosen id is remembered for idempotent retries. */
+  dedupWindowDays: number;
   log: Logger;
   onCommitted?: CommittedListener;
   /** Hash-chains and signs each batch; absent only when chaining is switched off. */
@@ -133,7 +135,7 @@ export function createCommitter(deps: {
     const startedAt = performance.now();
     let failed = true;
     try {
-      const existing = await findStoredIds(deps.client, lookups);
+      const existing = await findStoredIds(deps.client, lookups, { nowMs: Date.now(), dedupWindowDays: deps.dedupWindowDays });
       const lookedUpAt = performance.now();
       const inserted = batch.filter((event, i) => {
         if (stored[i] && existing.has(idKey(event.record.tenantId, event.record.id))) stored[i] = false;

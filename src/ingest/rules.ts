@@ -47,7 +47,7 @@ export function describeRules(l: EventLimits = DEFAULT_EVENT_LIMITS): { field: s
     { field: "type", rule: `required; ≤ ${S.typeBytes} bytes; dotted words of letters, digits, \`_\`, \`-\` (\`billing.invoice.paid\`)` },
     { field: "action", rule: `required; ≤ ${S.actionBytes} bytes; one word of letters, digits, \`_\`; stored upper-cased` },
     { field: "actor.id", rule: `required; ≤ ${l.maxFieldBytes} bytes` },
-    { field: "id", rule: `optional (the server makes a UUIDv7); ≤ ${S.idBytes} bytes of letters, digits and \`. _ : @ / -\`` },
+    { field: "id", rule: `optional (the server makes a UUIDv7, marked \`…-7a10-…\`); ≤ ${S.idBytes} bytes of letters, digits and \`. _ : @ / -\`` },
     { field: "time", rule: `optional (now); not before 1970, not more than ${l.maxFutureSkewMs / 60000} minutes ahead of the server clock` },
     { field: "utc_offset_minutes", rule: `within ±${S.utcOffsetMinutes}` },
     { field: "outcome, severity", rule: "a value of the enum" },

@@ -4,7 +4,7 @@ import type { EventLimits } from "../config.ts";
 import type { EventRecord } from "../store/event-row.ts";
 import { storableMicros } from "../time.ts";
 import { FIXED_SIZES, PATTERNS, RESERVED_ATTRIBUTE_PREFIX } from "./rules.ts";
-import { uuidv7 } from "./uuid7.ts";
+import { serverEventId } from "./uuid7.ts";
 
 /** Why one event cannot be stored; its neighbours are unaffected. */
 export interface Invalid {
@@ -192,7 +192,7 @@ function depthOf(value: unknown): number {
 }
 
 function serverId(m: Meter, nowUs: number): string {
-  const id = uuidv7(Math.floor(nowUs / 1000));
+  const id = serverEventId(Math.floor(nowUs / 1000));
   m.bytes += id.length;
   return id;
 }

@@ -1,6 +1,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { InsertSettings, RowInserter } from "./client.ts";
-import { INSERT_COLUMNS } from "./event-row.ts";
+import { dateTime64, INSERT_COLUMNS } from "./event-row.ts";
+import { mayBeServerMade, uuidv7Millis } from "../ingest/uuid7.ts";
 import { TEXT_INDEX_NAMES } from "./schema.ts";
 
 /**
@@ -33,22 +34,54 @@ export function insertEventRows(insertRows: RowInserter, body: Buffer): Promise<
 
 /**
  * Which of these (tenant, id) pairs are already stored, within the dedup
- * window. Reads only the small sorted `event_ids` table.
+ * window. A client's own ids are found in `event_ids`, the small sorted
+ * table a view fills with them. `event_ids` leaves out the ids the server
+ * makes (writing them cost a quarter of a small INSERT, for ids nobody can
+ * retry), so an id that may be one of those (a client sending back an id it
+ * was given, or a client's UUIDv7 that carries the same mark) is looked for
+ * in `events` itself: received no earlier than a day before the id's own
+ * timestamp, when the server made it, which prunes the search to a week's
+ * partition and its id bloom filter.
  */
 export async function findStoredIds(
   client: ClickHouseClient,
   keys: { tenantId: string; id: string }[],
+  window: { nowMs: number; dedupWindowDays: number },
 ): Promise<Set<string>> {
-  if (keys.length === 0) return new Set();
+  const found = new Set<string>();
+  const clientMade = keys.filter((k) => !mayBeServerMade(k.id));
+  const serverMade = keys.filter((k) => mayBeServerMade(k.id));
+  if (clientMade.length > 0) {
+    await collectStored(client, found, "SELECT tenant_id, id FROM event_ids WHERE tenant_id IN {tenants:Array(String)} AND id IN {ids:Array(String)}", clientMade);
+  }
+  if (serverMade.length > 0) {
+    const windowStartMs = window.nowMs - window.dedupWindowDays * DAY_MS;
+    // A clock ahead of ours can make an id's timestamp later than its receipt: a day of slack.
+    const since = Math.min(...serverMade.map((k) => Math.max(windowStartMs, Math.min(uuidv7Millis(k.id), window.nowMs) - DAY_MS)));
+    await collectStored(
+      client,
+      found,
+      "SELECT tenant_id, id FROM events WHERE tenant_id IN {tenants:Array(String)} AND id IN {ids:Array(String)} AND received_at >= {since:DateTime64(6, 'UTC')}",
+      serverMade,
+      { since: dateTime64(since * 1000) },
+    );
+  }
+  return found;
+}
+
+const DAY_MS = 86_400_000;
+
+async function collectStored(
+  client: ClickHouseClient,
+  found: Set<string>,
+  query: string,
+  keys: { tenantId: string; id: string }[],
+  params: Record<string, unknown> = {},
+): Promise<void> {
   const tenants = [...new Set(keys.map((k) => k.tenantId))];
   const ids = [...new Set(keys.map((k) => k.id))];
-  const result = await client.query({
-    query: "SELECT tenant_id, id FROM event_ids WHERE tenant_id IN {tenants:Array(String)} AND id IN {ids:Array(String)}",
-    query_params: { tenants, ids },
-    format: "JSONCompactEachRow",
-  });
-  const rows = await result.json<[string, string]>();
-  return new Set(rows.map(([tenant, id]) => idKey(tenant, id)));
+  const result = await client.query({ query, query_params: { tenants, ids, ...params }, format: "JSONCompactEachRow" });
+  for (const [tenant, id] of await result.json<[string, string]>()) found.add(idKey(tenant, id));
 }
 
 export const idKey = (tenantId: string, id: string) => `${tenantId}\u0000${id}`;

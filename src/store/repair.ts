@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
+import { CLIENT_MADE_ID } from "./schema.ts";
 
 // Wide enough for the last insert of each instance on a shared server, small enough to stay cheap.
 const WINDOW = "INTERVAL 10 SECOND";
@@ -28,10 +29,11 @@ export async function repairDerivedTables(
   rollups = false,
 ): Promise<void> {
   const statements: Record<string, string> = {
+    // Windowed from the events' newest: event_ids' own can be old (it holds client-chosen ids only).
     event_ids: `INSERT INTO event_ids (tenant_id, id, received_at)
       SELECT tenant_id, id, toDateTime(received_at) FROM events
-      WHERE received_at >= (SELECT max(received_at) FROM event_ids) - ${WINDOW}
-        AND (tenant_id, id) NOT IN (SELECT tenant_id, id FROM event_ids WHERE received_at >= (SELECT max(received_at) FROM event_ids) - ${WINDOW})`,
+      WHERE received_at >= (SELECT max(received_at) FROM events) - ${WINDOW} AND ${CLIENT_MADE_ID}
+        AND (tenant_id, id) NOT IN (SELECT tenant_id, id FROM event_ids WHERE received_at >= toDateTime((SELECT max(received_at) FROM events) - ${WINDOW}))`,
     checkpoints: `INSERT INTO checkpoints (tenant_id, chain_id, seq, head_hash, time, signature, key_id)
       SELECT tenant_id, chain_id, seq, hash, received_at, checkpoint_signature, checkpoint_key_id FROM events
       WHERE checkpoint_signature != '' AND received_at >= (SELECT max(time) FROM checkpoints) - ${WINDOW}

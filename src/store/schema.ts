@@ -1,6 +1,10 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import { ConfigError, type StoreConfig } from "../config.ts";
 import { ENCRYPTED_POLICY } from "./encryption.ts";
+import { SERVER_MADE_ID_REGEX } from "../ingest/uuid7.ts";
+
+/** SQL: the event's id is not one the server may have made (a constant pattern, no user input). */
+export const CLIENT_MADE_ID = `NOT match(id, '${SERVER_MADE_ID_REGEX}')`;
 
 /**
  * The events table. Choices, each for a reason:
@@ -140,9 +144,13 @@ FROM events WHERE checkpoint_signature != ''`,
 ];
 
 /**
- * (tenant_id, id) of every event, sorted for point lookups: the idempotency
- * check before each insert reads only this. Filled by a materialized view in
- * the same INSERT as the event itself, and kept for the dedup window.
+ * (tenant_id, id) of every event whose id a client chose, sorted for point
+ * lookups: the idempotency check before each insert reads this. Filled by a
+ * materialized view in the same INSERT as the event itself, and kept for
+ * the dedup window. Ids the server made are left out: nobody retries them,
+ * and writing them cost about a quarter of a small INSERT (README,
+ * "Idempotency"); the rare client that sends one back is looked up in
+ * `events` instead (src/store/event-writes.ts).
  */
 function eventIdsTable(config: StoreConfig): string[] {
   return [
@@ -157,9 +165,26 @@ PARTITION BY toYYYYMMDD(received_at)
 ORDER BY (tenant_id, id)
 TTL received_at + INTERVAL ${config.dedupWindowDays} DAY
 SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = ${config.fsync ? 1 : 0}${policy(config)}`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO event_ids AS
-SELECT tenant_id, id, toDateTime(received_at) AS received_at FROM events`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO event_ids AS ${EVENT_IDS_SELECT}`,
   ];
+}
+
+const EVENT_IDS_SELECT = `SELECT tenant_id, id, toDateTime(received_at) AS received_at FROM events WHERE ${CLIENT_MADE_ID}`;
+
+/**
+ * The first release's view wrote every id; it is changed in place (one
+ * `ALTER`, so no INSERT of another instance falls between two views). Ids
+ * it wrote stay until the window ends, and are found either way.
+ */
+async function leaveServerMadeIdsOutOfEventIds(client: ClickHouseClient): Promise<void> {
+  const result = await client.query({
+    query: "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = 'event_ids_mv'",
+    format: "JSONEachRow",
+  });
+  const [view] = await result.json<{ as_select: string }>();
+  if (view && !view.as_select.includes(SERVER_MADE_ID_REGEX)) {
+    await client.command({ query: `ALTER TABLE event_ids_mv MODIFY QUERY ${EVENT_IDS_SELECT}` });
+  }
 }
 
 /**
@@ -291,6 +316,7 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
   ];
   for (const query of statements) await client.command({ query });
   await addTextIndexes(client);
+  await leaveServerMadeIdsOutOfEventIds(client);
   await replaceHourlyRollupWithoutReceipt(client);
   await createRollups(client, config);
   await addCatalogMarker(client);

@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { bearer, connectClients, grpcJsIngestClient, postJson } from "../helpers/clients.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, ROOT, startServer, tempDataDir, TEST_SECRET, type TestServer } from "../helpers/server.ts";
-import { runStoreSql } from "../helpers/store-sql.ts";
+import { readStoreSql, runStoreSql } from "../helpers/store-sql.ts";
+import { SERVER_MADE_ID_REGEX } from "../../src/ingest/uuid7.ts";
 import { StatsDimension, TimeBucket } from "../../gen/auditlog/v1/query_pb.js";
 import { scrapeMetrics } from "../helpers/metrics.ts";
 import type { Event } from "../../gen/auditlog/v1/event_pb.js";
@@ -16,9 +17,9 @@ import type { Event } from "../../gen/auditlog/v1/event_pb.js";
 const dataDir = tempDataDir();
 afterAll(() => removeDataDir(dataDir));
 
-async function countByAttribute(server: TestServer, key: string, value: string): Promise<string[]> {
+async function countByAttribute(server: TestServer, key: string, value: string, tenant = "acme"): Promise<string[]> {
   const { query } = connectClients(server.baseUrl, "connect-binary");
-  const auditor = await server.token("acme", ["auditor"]);
+  const auditor = await server.token(tenant, ["auditor"]);
   const ids: string[] = [];
   let pageToken = "";
   do {
@@ -74,7 +75,77 @@ describe("an acknowledged event survives a crash", () => {
   });
 });
 
-describe("a crash between an INSERT's events part and its rollups' parts", () => {
+describe("idempotency when event_ids holds client-chosen ids only", () => {
+  const ownDir = tempDataDir();
+  afterAll(() => removeDataDir(ownDir));
+  const HOUR = 3_600_000;
+  const SERVER_MADE = new RegExp(SERVER_MADE_ID_REGEX);
+  /** A client's UUIDv7 that happens to carry the server's mark (1 in 4,096 of them do). */
+  const markedClientId = (ms: number, tail: string) => {
+    const hex = ms.toString(16).padStart(12, "0");
+    return `${hex.slice(0, 8)}-${hex.slice(8)}-7a10-8000-${tail.padStart(12, "0")}`;
+  };
+  const idsInIndex = () => readStoreSql<{ id: string }>(ownDir, "SELECT id FROM event_ids WHERE tenant_id = 'ids' ORDER BY id").map((r) => r.id);
+  const run = (n: number, id: string) => sampleEvent(n, { id, attributes: { run: "ids" } });
+  let resent: Event[] = [];
+
+  it("finds an id the server made, and a client's id with the server's mark, when a client sends it again", async () => {
+    const server = await startServer({ dataDir: ownDir });
+    try {
+      const writer = bearer(await server.token("ids", ["writer"]));
+      const { ingest } = connectClients(server.baseUrl, "connect-binary");
+      const unnamed = [0, 1, 2].map((n) => run(n, ""));
+      const first = await ingest.append({ events: unnamed }, writer);
+      expect(first.ids).toHaveLength(3);
+      for (const id of first.ids) expect(id).toMatch(SERVER_MADE);
+      // Made an hour ago, and by a clock two hours ahead of the server's.
+      const clientIds = ["c-1", markedClientId(Date.now() - HOUR, "1"), markedClientId(Date.now() + 2 * HOUR, "2")];
+      const named = clientIds.map((id, n) => run(10 + n, id));
+      expect((await ingest.append({ events: named }, writer)).acceptedCount).toBe(3n);
+
+      // The server's ids now sent by the client, and the client's own again: all six are duplicates.
+      resent = [...unnamed.map((e, i) => ({ ...e, id: first.ids[i] })), ...named];
+      expect(await ingest.append({ events: resent }, writer)).toMatchObject({ acceptedCount: 6n, duplicateCount: 6n });
+      expect(await countByAttribute(server, "run", "ids", "ids")).toHaveLength(6);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    // Only the client's unmarked id is in the index; the marked ones were found in the events.
+    expect(idsInIndex()).toEqual(["c-1"]);
+  });
+
+  it("changes an event_ids view of the first release in place, keeping what it holds", async () => {
+    const plant = "planted-by-old-view";
+    runStoreSql(ownDir, [
+      "ALTER TABLE event_ids_mv MODIFY QUERY SELECT tenant_id, id, toDateTime(received_at) AS received_at FROM events",
+      // The old view writes whatever id it gets, the marked ones too.
+      `INSERT INTO events SELECT * REPLACE ('${plant}' AS id) FROM events WHERE tenant_id = 'ids' AND events.id = 'c-1'`,
+      `INSERT INTO events SELECT * REPLACE (concat(substring(id, 1, 24), reverse(substring(id, 25))) AS id, now64(6) AS received_at) FROM events WHERE tenant_id = 'ids' AND attributes['run'] = 'ids' AND match(id, '${SERVER_MADE_ID_REGEX}') LIMIT 1`,
+    ]);
+    expect(idsInIndex()).toHaveLength(3);
+    const server = await startServer({ dataDir: ownDir });
+    try {
+      const writer = bearer(await server.token("ids", ["writer"]));
+      const { ingest } = connectClients(server.baseUrl, "connect-binary");
+      const stored = await countByAttribute(server, "run", "ids", "ids");
+      expect(stored).toHaveLength(8);
+      const again = stored.map((id, n) => run(20 + n, id));
+      expect(await ingest.append({ events: again }, writer)).toMatchObject({ acceptedCount: 8n, duplicateCount: 8n });
+      // A new event without an id: the view no longer writes its id.
+      expect((await ingest.append({ events: [run(40, "")] }, writer)).acceptedCount).toBe(1n);
+      expect(await ingest.append({ events: resent }, writer)).toMatchObject({ duplicateCount: 6n });
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    const index = idsInIndex();
+    expect(index).toHaveLength(3);
+    expect(index).toEqual(expect.arrayContaining(["c-1", plant]));
+    const [view] = readStoreSql<{ as_select: string }>(ownDir, "SELECT as_select FROM system.tables WHERE name = 'event_ids_mv'");
+    expect(view.as_select).toContain(SERVER_MADE_ID_REGEX);
+  });
+});
+
+describe("a crash between an INSERT's events part and its views' parts", () => {
   const RESTORED = "restored rows a crash kept from a materialized view";
 
   /**
@@ -122,6 +193,26 @@ describe("a crash between an INSERT's events part and its rollups' parts", () =>
       server = await startServer({ dataDir: ownDir });
       expect(server.logs.filter((l) => l.msg === RESTORED)).toEqual([]);
       expect((await connectClients(server.baseUrl, "connect-binary").query.getStats(byType, auth)).total).toBe(120n);
+    } finally {
+      expect(await server.stop()).toBe(0);
+      removeDataDir(ownDir);
+    }
+  });
+
+  it("restores the cut batch's client-chosen ids to event_ids, so their retries are still found", async () => {
+    const ownDir = tempDataDir();
+    const events = Array.from({ length: 20 }, (_, n) => sampleEvent(n, { id: n < 10 ? `named-${n}` : "", attributes: { run: "cut-ids" } }));
+    // The copy keeps a server-made id marked (its last 12 digits reversed) and suffixes a client's.
+    const copy = `INSERT INTO events SELECT * REPLACE (if(match(id, '${SERVER_MADE_ID_REGEX}'), concat(substring(id, 1, 24), reverse(substring(id, 25))), concat(id, '-cut')) AS id, now64(6) AS received_at) FROM events WHERE tenant_id = 'cut-ids'`;
+    const server = await restartedAfter(ownDir, "cut-ids", events, ["DETACH TABLE event_ids_mv", copy]);
+    try {
+      // The ten client ids; server-made ids are never in event_ids.
+      expect(server.logs.filter((l) => l.msg === RESTORED && l.table === "event_ids").map((l) => l.added)).toEqual([10]);
+      const stored = await countByAttribute(server, "run", "cut-ids", "cut-ids");
+      expect(stored).toHaveLength(40);
+      const retry = stored.map((id, n) => sampleEvent(100 + n, { id }));
+      const res = await connectClients(server.baseUrl, "connect-binary").ingest.append({ events: retry }, bearer(await server.token("cut-ids", ["writer"])));
+      expect(res).toMatchObject({ acceptedCount: 40n, duplicateCount: 40n });
     } finally {
       expect(await server.stop()).toBe(0);
       removeDataDir(ownDir);

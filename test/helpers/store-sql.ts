@@ -9,16 +9,38 @@ import { ROOT } from "./server.ts";
  * one INSERT.
  */
 export function runStoreSql(dataDir: string, statements: string[]): void {
-  execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "test/helpers/store-sql.ts"), join(dataDir, "chdb"), ...statements], {
+  storeSql(dataDir, statements, "ignore");
+}
+
+/** The rows of one query on a stopped server's embedded store: what the service does not show, such as a table's content. */
+export function readStoreSql<T = Record<string, unknown>>(dataDir: string, query: string): T[] {
+  const out = storeSql(dataDir, [PRINT, query], "pipe");
+  return out
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as T);
+}
+
+const PRINT = "--print";
+
+function storeSql(dataDir: string, statements: string[], stdout: "ignore" | "pipe"): string {
+  const out = execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "test/helpers/store-sql.ts"), join(dataDir, "chdb"), ...statements], {
     cwd: ROOT,
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", stdout, "inherit"],
+    encoding: "utf8",
   });
+  return out ?? "";
 }
 
 if (process.argv[1]?.endsWith("store-sql.ts")) {
-  const [path, ...statements] = process.argv.slice(2);
+  const [path, ...args] = process.argv.slice(2);
+  const print = args[0] === PRINT;
+  const statements = print ? args.slice(1) : args;
   const { Session } = await import("chdb");
   const session = new Session(path);
-  for (const sql of statements) await session.queryAsync(sql);
+  for (const sql of statements) {
+    const result = await session.queryAsync(sql, { format: print ? "JSONEachRow" : "CSV" });
+    if (print) process.stdout.write(result.text());
+  }
   session.close();
 }

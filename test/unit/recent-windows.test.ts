@@ -172,6 +172,7 @@ describe("the commit stamp keeps the bound reads rely on", () => {
       client: undefined as never,
       insertRows: async (_table, _columns, body) => void bodies.push(body.toString("utf8")),
       retentionDays: () => 90,
+      dedupWindowDays: 7,
       log: pino({ level: "silent" }),
     });
     const aheadUs = Date.now() * 1000 + 3 * HOUR;

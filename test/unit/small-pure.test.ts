@@ -4,7 +4,7 @@ import { GetStatsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
 import { GetStatsResponseWireSchema } from "../../src/query/query-wire-schema.ts";
 import { encodedStatsResponse, statsResponse, type StatsResult } from "../../src/query/stats.ts";
 import { parseDuration } from "../../src/auth/token.ts";
-import { uuidv7 } from "../../src/ingest/uuid7.ts";
+import { mayBeServerMade, serverEventId as uuidv7, uuidv7Millis } from "../../src/ingest/uuid7.ts";
 import { dateTime64, insertRowHead, insertRowJson, type EventRecord } from "../../src/store/event-row.ts";
 import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 
@@ -26,9 +26,28 @@ describe("parseDuration", () => {
   });
 });
 
-describe("uuidv7", () => {
+describe("serverEventId (UUIDv7)", () => {
   const FORMAT = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
   const millisOf = (id: string) => parseInt(id.replace(/-/g, "").slice(0, 12), 16);
+
+  it("marks every id it makes as server-made, and no id of another shape", () => {
+    for (let i = 0; i < 1000; i++) {
+      const id = uuidv7(Date.UTC(2026, 11, 2) + i);
+      expect(id.slice(14, 18)).toBe("7a10");
+      expect(mayBeServerMade(id)).toBe(true);
+      expect(uuidv7Millis(id)).toBe(Date.UTC(2026, 11, 2) + i);
+    }
+    for (const id of [
+      "order-1",
+      "0190c5e2-7b3a-7c10-8a2b-0123456789ab", // a client's UUIDv7 with other rand_a bits
+      "0190C5E2-7B3A-7A10-8A2B-0123456789AB", // upper case is another id
+      "0190c5e2-7b3a-7a10-ca2b-0123456789ab", // not the RFC variant
+      "0190c5e2-7b3a-7a10-8a2b-0123456789ab0", // one character more
+      "x0190c5e2-7b3a-7a10-8a2b-0123456789ab",
+    ]) {
+      expect(mayBeServerMade(id), id).toBe(false);
+    }
+  });
 
   it("has the UUID layout with version 7 and the RFC 9562 variant", () => {
     for (let i = 0; i < 1000; i++) {
