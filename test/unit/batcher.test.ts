@@ -156,30 +156,59 @@ describe("Batcher: flush by size", () => {
   });
 });
 
-describe("Batcher: flush by age", () => {
-  it("commits a lone item once it is maxDelayMs old", async () => {
+/** Starts and commits one batch, so the next one is paced by it. */
+async function afterABatch(batcher: Batcher<string>, store: Store) {
+  await submitted(batcher, ["first"]);
+  await vi.advanceTimersByTimeAsync(5);
+  await settle();
+  expect(store.batches).toEqual([["first"]]);
+}
+
+describe("Batcher: flush by age, batches paced by maxDelayMs", () => {
+  it("commits a lone item after a few milliseconds when no batch has started for maxDelayMs", async () => {
     const store = new Store("auto");
     const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit, ONE);
     const c = await submitted(batcher, ["a"]);
-    await vi.advanceTimersByTimeAsync(50);
     await settle();
     expect(store.batches).toEqual([]);
-    expect(c.status).toBe("pending");
-    await vi.advanceTimersByTimeAsync(50);
+    // Another request that arrives meanwhile shares its batch.
+    await vi.advanceTimersByTimeAsync(3);
+    await submitted(batcher, ["b"]);
+    await vi.advanceTimersByTimeAsync(2);
     await settle();
-    expect(store.batches).toEqual([["a"]]);
+    expect(store.batches).toEqual([["a", "b"]]);
+    expect(c).toMatchObject({ status: "fulfilled", value: [true] });
+  });
+
+  it("starts the next batch no sooner than maxDelayMs after the last one started", async () => {
+    const store = new Store("auto");
+    const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit, ONE);
+    await afterABatch(batcher, store); // started at 5 ms
+    await vi.advanceTimersByTimeAsync(25);
+    const c = await submitted(batcher, ["a"]);
+    await vi.advanceTimersByTimeAsync(74);
+    await settle();
+    expect(store.batches).toHaveLength(1);
+    expect(c.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1);
+    await settle();
+    expect(store.batches).toEqual([["first"], ["a"]]);
     expect(c).toMatchObject({ status: "fulfilled", value: [true] });
   });
 
   it("measures age from the oldest waiting item", async () => {
     const store = new Store("auto");
     const batcher = new Batcher(options({ maxBatch: 100, maxDelayMs: 100 }), store.commit, ONE);
+    await afterABatch(batcher, store);
     await submitted(batcher, ["old"]);
     await vi.advanceTimersByTimeAsync(60);
     await submitted(batcher, ["young"]);
-    await vi.advanceTimersByTimeAsync(40);
+    await vi.advanceTimersByTimeAsync(39);
     await settle();
-    expect(store.batches).toEqual([["old", "young"]]);
+    expect(store.batches).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    await settle();
+    expect(store.batches).toEqual([["first"], ["old", "young"]]);
   });
 
   it("lets a submit with a longer maxDelayMs wait that long when nothing else is queued", async () => {
@@ -200,7 +229,7 @@ describe("Batcher: flush by age", () => {
     await batcher.submit(["lazy"], { maxDelayMs: 1000 });
     await vi.advanceTimersByTimeAsync(300);
     await submitted(batcher, ["eager"]);
-    await vi.advanceTimersByTimeAsync(99);
+    await vi.advanceTimersByTimeAsync(4);
     await settle();
     expect(store.batches).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
