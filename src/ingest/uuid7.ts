@@ -36,6 +36,3 @@ const serverMade = new RegExp(SERVER_MADE_ID_REGEX);
 
 /** Whether the id may be one the server made (see `SERVER_MADE_ID_REGEX`). */
 export const mayBeServerMade = (id: string): boolean => serverMade.test(id);
-
-/** The millisecond timestamp in a UUIDv7's first 48 bits. */
-export const uuidv7Millis = (id: string): number => parseInt(id.slice(0, 8) + id.slice(9, 13), 16);

@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { InsertSettings, RowInserter } from "./client.ts";
 import { dateTime64, INSERT_COLUMNS } from "./event-row.ts";
-import { mayBeServerMade, uuidv7Millis } from "../ingest/uuid7.ts";
+import { mayBeServerMade } from "../ingest/uuid7.ts";
 import { TEXT_INDEX_NAMES } from "./schema.ts";
 
 /**
@@ -36,12 +36,13 @@ export function insertEventRows(insertRows: RowInserter, body: Buffer): Promise<
  * Which of these (tenant, id) pairs are already stored, within the dedup
  * window. A client's own ids are found in `event_ids`, the small sorted
  * table a view fills with them. `event_ids` leaves out the ids the server
- * makes (writing them cost a quarter of a small INSERT, for ids nobody can
- * retry), so an id that may be one of those (a client sending back an id it
- * was given, or a client's UUIDv7 that carries the same mark) is looked for
- * in `events` itself: received no earlier than a day before the id's own
- * timestamp, when the server made it, which prunes the search to a week's
- * partition and its id bloom filter.
+ * makes (writing them cost about a tenth of a small INSERT, for ids nobody
+ * can retry), so an id that may be one of those (a client sending back an
+ * id it was given, or a client's id that carries the same mark) is looked
+ * for in `events` itself, over the dedup window: the window prunes
+ * partitions, and the id bloom filter granules. (A narrower bound from the
+ * id's own timestamp would hold for the server's ids, not for a client's
+ * marked id with any timestamp it likes.)
  */
 export async function findStoredIds(
   client: ClickHouseClient,
@@ -55,15 +56,12 @@ export async function findStoredIds(
     await collectStored(client, found, "SELECT tenant_id, id FROM event_ids WHERE tenant_id IN {tenants:Array(String)} AND id IN {ids:Array(String)}", clientMade);
   }
   if (serverMade.length > 0) {
-    const windowStartMs = window.nowMs - window.dedupWindowDays * DAY_MS;
-    // A clock ahead of ours can make an id's timestamp later than its receipt: a day of slack.
-    const since = Math.min(...serverMade.map((k) => Math.max(windowStartMs, Math.min(uuidv7Millis(k.id), window.nowMs) - DAY_MS)));
     await collectStored(
       client,
       found,
       "SELECT tenant_id, id FROM events WHERE tenant_id IN {tenants:Array(String)} AND id IN {ids:Array(String)} AND received_at >= {since:DateTime64(6, 'UTC')}",
       serverMade,
-      { since: dateTime64(since * 1000) },
+      { since: dateTime64((window.nowMs - window.dedupWindowDays * DAY_MS) * 1000) },
     );
   }
   return found;

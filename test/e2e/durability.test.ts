@@ -79,6 +79,7 @@ describe("idempotency when event_ids holds client-chosen ids only", () => {
   const ownDir = tempDataDir();
   afterAll(() => removeDataDir(ownDir));
   const HOUR = 3_600_000;
+  const DAY = 24 * HOUR;
   const SERVER_MADE = new RegExp(SERVER_MADE_ID_REGEX);
   /** A client's UUIDv7 that happens to carry the server's mark (1 in 4,096 of them do). */
   const markedClientId = (ms: number, tail: string) => {
@@ -121,16 +122,18 @@ describe("idempotency when event_ids holds client-chosen ids only", () => {
       // The old view writes whatever id it gets, the marked ones too.
       `INSERT INTO events SELECT * REPLACE ('${plant}' AS id) FROM events WHERE tenant_id = 'ids' AND events.id = 'c-1'`,
       `INSERT INTO events SELECT * REPLACE (concat(substring(id, 1, 24), reverse(substring(id, 25))) AS id, now64(6) AS received_at) FROM events WHERE tenant_id = 'ids' AND attributes['run'] = 'ids' AND match(id, '${SERVER_MADE_ID_REGEX}') LIMIT 1`,
+      // A client's marked id whose timestamp lies days after its receipt: still found within the window.
+      `INSERT INTO events SELECT * REPLACE ('${markedClientId(Date.now() + 3 * DAY, "3")}' AS id, now64(6) - INTERVAL 2 DAY AS received_at) FROM events WHERE tenant_id = 'ids' AND events.id = 'c-1'`,
     ]);
-    expect(idsInIndex()).toHaveLength(3);
+    expect(idsInIndex()).toHaveLength(4);
     const server = await startServer({ dataDir: ownDir });
     try {
       const writer = bearer(await server.token("ids", ["writer"]));
       const { ingest } = connectClients(server.baseUrl, "connect-binary");
       const stored = await countByAttribute(server, "run", "ids", "ids");
-      expect(stored).toHaveLength(8);
+      expect(stored).toHaveLength(9);
       const again = stored.map((id, n) => run(20 + n, id));
-      expect(await ingest.append({ events: again }, writer)).toMatchObject({ acceptedCount: 8n, duplicateCount: 8n });
+      expect(await ingest.append({ events: again }, writer)).toMatchObject({ acceptedCount: 9n, duplicateCount: 9n });
       // A new event without an id: the view no longer writes its id.
       expect((await ingest.append({ events: [run(40, "")] }, writer)).acceptedCount).toBe(1n);
       expect(await ingest.append({ events: resent }, writer)).toMatchObject({ duplicateCount: 6n });
@@ -138,7 +141,7 @@ describe("idempotency when event_ids holds client-chosen ids only", () => {
       expect(await server.stop()).toBe(0);
     }
     const index = idsInIndex();
-    expect(index).toHaveLength(3);
+    expect(index).toHaveLength(4);
     expect(index).toEqual(expect.arrayContaining(["c-1", plant]));
     const [view] = readStoreSql<{ as_select: string }>(ownDir, "SELECT as_select FROM system.tables WHERE name = 'event_ids_mv'");
     expect(view.as_select).toContain(SERVER_MADE_ID_REGEX);

@@ -4,7 +4,7 @@ import { GetStatsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
 import { GetStatsResponseWireSchema } from "../../src/query/query-wire-schema.ts";
 import { encodedStatsResponse, statsResponse, type StatsResult } from "../../src/query/stats.ts";
 import { parseDuration } from "../../src/auth/token.ts";
-import { mayBeServerMade, serverEventId as uuidv7, uuidv7Millis } from "../../src/ingest/uuid7.ts";
+import { mayBeServerMade, serverEventId as uuidv7 } from "../../src/ingest/uuid7.ts";
 import { dateTime64, insertRowHead, insertRowJson, type EventRecord } from "../../src/store/event-row.ts";
 import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 
@@ -35,7 +35,7 @@ describe("serverEventId (UUIDv7)", () => {
       const id = uuidv7(Date.UTC(2026, 11, 2) + i);
       expect(id.slice(14, 18)).toBe("7a10");
       expect(mayBeServerMade(id)).toBe(true);
-      expect(uuidv7Millis(id)).toBe(Date.UTC(2026, 11, 2) + i);
+      expect(millisOf(id)).toBe(Date.UTC(2026, 11, 2) + i);
     }
     for (const id of [
       "order-1",
