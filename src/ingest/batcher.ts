@@ -8,7 +8,7 @@ export interface BatcherOptions {
   /**
    * Start a batch at most this often, and flush once the oldest waiting item
    * is this old, however few wait: an item that arrives when no batch has
-   * started for this long goes out at once.
+   * started for this long goes out within GATHER_MS.
    */
   maxDelayMs: number;
   /** Bytes admitted but not yet committed; `submit` waits beyond this. */
@@ -40,8 +40,8 @@ interface Group<T> {
  * arrive together (messages of several streams sent on the same tick) then
  * share a batch. Without it, at 5,000 events/s in 500-event messages from
  * two clients, the first of each pair went alone and the second waited for
- * the next batch: 60% more INSERTs and an ack p99 of 520–680 ms, against
- * 250–460 with it (bench/RESULTS.md, "Batches paced, not delayed").
+ * the next batch: 60–80% more INSERTs and an ack p99 of 522–675 ms, against
+ * 245–456 with it (bench/RESULTS.md, "Batches paced, not delayed").
  */
 const GATHER_MS = 5;
 
@@ -54,7 +54,7 @@ const GATHER_MS = 5;
  * batch starts at most once per `maxDelayMs` (what keeps inserts few and
  * large: each costs the engine a part per table and tens of milliseconds of
  * CPU however small), and an item that arrives when none has started for
- * that long goes out at once instead of waiting. Under load nothing changes
+ * that long goes out within GATHER_MS instead of waiting. Under load nothing changes
  * (the next batch is what arrived during the previous commit); below it, an
  * acknowledgement is no longer a fixed delay plus the insert (README, "Why
  * group commit").
