@@ -50,8 +50,9 @@ export async function findStoredIds(
   window: { nowMs: number; dedupWindowDays: number },
 ): Promise<Set<string>> {
   const found = new Set<string>();
-  const clientMade = keys.filter((k) => !mayBeServerMade(k.id));
-  const serverMade = keys.filter((k) => mayBeServerMade(k.id));
+  const clientMade: typeof keys = [];
+  const serverMade: typeof keys = [];
+  for (const key of keys) (mayBeServerMade(key.id) ? serverMade : clientMade).push(key);
   if (clientMade.length > 0) {
     await collectStored(client, found, "SELECT tenant_id, id FROM event_ids WHERE tenant_id IN {tenants:Array(String)} AND id IN {ids:Array(String)}", clientMade);
   }
