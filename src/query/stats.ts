@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { EventFilter } from "../../gen/auditlog/v1/event_pb.js";
 import {
@@ -19,6 +18,7 @@ import { GetStatsResponseWireSchema, type GetStatsResponseWire } from "./query-w
 const MAX_LIMIT = 10_000;
 const DEFAULT_LIMIT = 100;
 const HOUR_US = 3_600_000_000;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** SQL of each grouping dimension; the same names exist in `events` and `events_hourly`. */
 const DIMENSIONS: Record<Exclude<StatsDimension, StatsDimension.UNSPECIFIED | StatsDimension.TIME>, string> = {
@@ -100,23 +100,92 @@ export function statsResponse(result: StatsResult): GetStatsResponse {
  * protobuf-es took about 30 ms to encode 3,400 of them reflectively.
  */
 export function encodedStatsResponse(result: StatsResult): GetStatsResponseWire {
-  return create(GetStatsResponseWireSchema, { rows: result.rows.map(encodeStatsRow), total: result.total, fromRollup: result.fromRollup });
+  return create(GetStatsResponseWireSchema, { rows: encodeStatsRows(result.rows), total: result.total, fromRollup: result.fromRollup });
 }
 
-function encodeStatsRow(row: StatsResult["rows"][number]): Uint8Array {
-  const w = new BinaryWriter();
-  for (const key of row.keys) w.tag(1, WireType.LengthDelimited).string(key);
-  if (row.bucketStartUs !== undefined) {
-    const seconds = Math.floor(row.bucketStartUs / 1_000_000);
-    const nanos = (row.bucketStartUs - seconds * 1_000_000) * 1000;
-    w.tag(2, WireType.LengthDelimited).fork();
-    if (seconds !== 0) w.tag(1, WireType.Varint).int64(seconds);
-    if (nanos !== 0) w.tag(2, WireType.Varint).int32(nanos);
-    w.join();
+/**
+ * Every row's bytes, views into one array. An answer repeats a few keys and
+ * buckets over thousands of rows (20 types × 168 hours), so each distinct one
+ * is encoded once and copied: 1.3 ms for 3,380 rows, where a protobuf-es
+ * BinaryWriter per row took 9.6 (scratch benchmark, one process).
+ *   StatsRow  { repeated string keys = 1; Timestamp bucket_start = 2; int64 count = 3; bool other = 4; }
+ *   Timestamp { int64 seconds = 1; int32 nanos = 2; }
+ */
+function encodeStatsRows(rows: StatsResult["rows"]): Uint8Array[] {
+  const keyFields = new Map<string, Uint8Array>();
+  const bucketFields = new Map<number, Uint8Array>();
+  let buf = new Uint8Array(rows.length * 64 + 64);
+  let pos = 0;
+  const ensure = (n: number) => {
+    if (pos + n <= buf.length) return;
+    const next = new Uint8Array(Math.max(buf.length * 2, pos + n));
+    next.set(buf.subarray(0, pos));
+    buf = next;
+  };
+  const put = (bytes: Uint8Array) => {
+    ensure(bytes.length);
+    buf.set(bytes, pos);
+    pos += bytes.length;
+  };
+  const ends = new Array<number>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    for (const key of row.keys) {
+      let field = keyFields.get(key);
+      if (!field) keyFields.set(key, (field = lengthDelimited(1, Buffer.from(key, "utf8"))));
+      put(field);
+    }
+    if (row.bucketStartUs !== undefined) {
+      let field = bucketFields.get(row.bucketStartUs);
+      if (!field) bucketFields.set(row.bucketStartUs, (field = bucketField(row.bucketStartUs)));
+      put(field);
+    }
+    if (row.count !== 0n) put(Uint8Array.of(3 << 3, ...varint64(row.count)));
+    if (row.other) put(Uint8Array.of(4 << 3, 1));
+    ends[i] = pos;
   }
-  if (row.count !== 0n) w.tag(3, WireType.Varint).int64(row.count);
-  if (row.other) w.tag(4, WireType.Varint).bool(true);
-  return w.finish();
+  const out = new Array<Uint8Array>(rows.length);
+  for (let i = 0, start = 0; i < rows.length; start = ends[i++]) out[i] = buf.subarray(start, ends[i]);
+  return out;
+}
+
+function bucketField(us: number): Uint8Array {
+  const seconds = Math.floor(us / 1_000_000);
+  const nanos = (us - seconds * 1_000_000) * 1000;
+  const timestamp: number[] = [];
+  if (seconds !== 0) timestamp.push(1 << 3, ...varint64(BigInt(seconds)));
+  if (nanos !== 0) timestamp.push(2 << 3, ...varint64(BigInt(nanos)));
+  return lengthDelimited(2, Uint8Array.from(timestamp));
+}
+
+function lengthDelimited(field: number, bytes: Uint8Array): Uint8Array {
+  const head = [(field << 3) | 2, ...varint64(BigInt(bytes.length))];
+  const out = new Uint8Array(head.length + bytes.length);
+  out.set(head);
+  out.set(bytes, head.length);
+  return out;
+}
+
+/** A varint of an int64 (a negative one as its 64-bit two's complement, ten bytes), as protobuf writes it. */
+function varint64(v: bigint): number[] {
+  const bytes: number[] = [];
+  if (v >= 0n && v <= MAX_SAFE) {
+    // Counts: plain numbers are several times faster than bigint shifts.
+    let n = Number(v);
+    while (n > 0x7f) {
+      bytes.push((n % 0x80) | 0x80);
+      n = Math.floor(n / 0x80);
+    }
+    bytes.push(n);
+    return bytes;
+  }
+  let u = BigInt.asUintN(64, v);
+  while (u > 0x7fn) {
+    bytes.push(Number(u & 0x7fn) | 0x80);
+    u >>= 7n;
+  }
+  bytes.push(Number(u));
+  return bytes;
 }
 
 export async function getStats(client: ClickHouseClient, scope: TenantScope, req: GetStatsRequest): Promise<StatsResult> {

@@ -156,6 +156,9 @@ describe("GetStats rows encoded by hand", () => {
         { keys: ["x"], bucketStartUs: -86_400_000_000, count: 9_007_199_254_740_993n, other: false },
         { keys: ["y"], bucketStartUs: 1_500_000, count: 0n, other: false },
         { keys: [], count: 7n, other: true },
+        // Keys and buckets repeated across rows: each is encoded once, then copied.
+        { keys: ["billing.invoice.paid", "FAILURE"], bucketStartUs: 1_795_449_600_000_000, count: 128n, other: false },
+        { keys: ["y", "SUCCESS"], bucketStartUs: 0, count: 300n, other: false },
       ],
       total: 9_007_199_254_741_043n,
       fromRollup: true,
@@ -163,6 +166,16 @@ describe("GetStats rows encoded by hand", () => {
     const ours = toBinary(GetStatsResponseWireSchema, encodedStatsResponse(result));
     expect(Buffer.from(ours).toString("hex")).toBe(Buffer.from(toBinary(GetStatsResponseSchema, statsResponse(result))).toString("hex"));
     expect(fromBinary(GetStatsResponseSchema, ours)).toEqual(statsResponse(result));
+    // A lone surrogate is written as U+FFFD by both (so it does not round-trip).
+    const surrogate: StatsResult = {
+      rows: [
+        { keys: ["\ud800", "SUCCESS"], bucketStartUs: 0, count: 300n, other: false },
+        { keys: ["billing.invoice.paid", "\ud800"], bucketStartUs: 0, count: 1n, other: true },
+      ],
+      total: 301n,
+      fromRollup: false,
+    };
+    expect(toBinary(GetStatsResponseWireSchema, encodedStatsResponse(surrogate))).toEqual(toBinary(GetStatsResponseSchema, statsResponse(surrogate)));
     const empty: StatsResult = { rows: [], total: 0n, fromRollup: false };
     expect(toBinary(GetStatsResponseWireSchema, encodedStatsResponse(empty))).toEqual(toBinary(GetStatsResponseSchema, statsResponse(empty)));
   });
