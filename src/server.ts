@@ -131,7 +131,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     limits: config.rateLimits,
   });
   const redact = createTenantRedaction(config.redaction, tenants);
-  const hub = new TailHub();
+  const hub = new TailHub((err) => log.error({ err }, "a committed batch could not be delivered to the live tails; its events are stored"));
   const committer = createCommitter({
     client: writer,
     insertRows: deps.clients.insertRows,

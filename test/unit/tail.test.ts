@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, afterEach } from "vitest";
 import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { encodeOnArrival, type PendingEvent } from "../../src/ingest/commit.ts";
 import type { EventRecord } from "../../src/store/event-row.ts";
@@ -60,8 +60,17 @@ describe("tail cursors", () => {
 });
 
 describe("TailHub and its bounded subscriptions", () => {
+  let errors: unknown[] = [];
+  /** Published batches are delivered in a task of their own, after the commit step. */
+  const delivered = () => new Promise((resolve) => setImmediate(resolve));
+  const newHub = () => new TailHub((err) => errors.push(err));
+  afterEach(() => {
+    expect(errors).toEqual([]);
+    errors = [];
+  });
+
   it("delivers matching events of each batch in commit order (tenant, then id)", async () => {
-    const hub = new TailHub();
+    const hub = newHub();
     const sub = hub.subscribe((r) => r.tenantId !== "x", 10_000);
     hub.publish([pending("b", "1"), pending("x", "0"), pending("a", "2"), pending("a", "10")], 7);
     const d = await sub.next(100, never);
@@ -73,7 +82,7 @@ describe("TailHub and its bounded subscriptions", () => {
   });
 
   it("an overflowing queue keeps what it holds, counts what it drops, and reports the gap where it is", async () => {
-    const hub = new TailHub();
+    const hub = newHub();
     const sub = hub.subscribe(() => true, 300);
     hub.publish([pending("t", "1"), pending("t", "2"), pending("t", "3")], 1);
     hub.publish([pending("t", "4"), pending("t", "5")], 2);
@@ -81,6 +90,7 @@ describe("TailHub and its bounded subscriptions", () => {
     expect("events" in first && first.events.map((e) => e.record.id)).toEqual(["1", "2"]);
     // Room again, but events stay dropped until the gap has been reported.
     hub.publish([pending("t", "6")], 3);
+    await delivered();
     const second = await sub.next(10, never);
     expect("events" in second && second.events.map((e) => e.record.id)).toEqual(["3"]);
     expect(await sub.next(10, never)).toEqual({ skipped: 3 });
@@ -90,7 +100,7 @@ describe("TailHub and its bounded subscriptions", () => {
   });
 
   it("rebuilds only the events a subscriber's tenant scope can see", async () => {
-    const hub = new TailHub();
+    const hub = newHub();
     const sub = hub.subscribe((r) => r.tenantId === "a", 10_000, "a");
     // Another tenant's row is never parsed for a tail of tenant a (a broken one would throw here).
     const unreadable: PendingEvent = { record: { tenantId: "b", id: "9", timeUs: 0, encoded: { canonicalBody: "", rowHead: "not json" } }, clientId: true, bytes: 1, weight: 1 };
@@ -99,8 +109,26 @@ describe("TailHub and its bounded subscriptions", () => {
     expect("events" in d && d.events.map((e) => e.record.id)).toEqual(["1"]);
   });
 
+  it("hands a batch to the subscribers of the moment it is published, and rebuilds its events after the commit step", async () => {
+    const hub = newHub();
+    const early = hub.subscribe(() => true, 10_000);
+    // A row of a subscriber's tenant that cannot be read: publishing does not read it.
+    const unreadable: PendingEvent = { record: { tenantId: "t", id: "9", timeUs: 0, encoded: { canonicalBody: "", rowHead: "not json" } }, clientId: true, bytes: 1, weight: 1 };
+    expect(() => hub.publish([pending("t", "8"), unreadable], 1)).not.toThrow();
+    hub.publish([pending("t", "10")], 2);
+    // Subscribed after the insert: this tail finds those batches in storage, not live.
+    const late = hub.subscribe(() => true, 10_000);
+    hub.publish([pending("t", "11")], 3);
+    const waiting = late.next(10, never);
+    expect(await early.next(10, never)).toMatchObject({ events: [{ record: { id: "10" } }, { record: { id: "11" } }] });
+    expect(await waiting).toMatchObject({ events: [{ record: { id: "11" } }] });
+    // The unreadable batch went to the error handler (the server logs it) and no further.
+    expect(errors).toHaveLength(1);
+    errors = [];
+  });
+
   it("publishing never waits on a subscriber, and costs nothing without one", () => {
-    const hub = new TailHub();
+    const hub = newHub();
     hub.publish([pending("t", "1")], 1);
     hub.subscribe(() => true, 100);
     for (let i = 0; i < 10_000; i++) hub.publish([pending("t", String(i))], i);
@@ -108,7 +136,7 @@ describe("TailHub and its bounded subscriptions", () => {
   });
 
   it("a waiting consumer wakes up for a new event, an abort, or the server closing every tail", async () => {
-    const hub = new TailHub();
+    const hub = newHub();
     const sub = hub.subscribe(() => true, 1000);
     const waiting = sub.next(10, never);
     hub.publish([pending("t", "1")], 1);
