@@ -19,8 +19,8 @@ import { Batcher } from "./ingest/batcher.ts";
 import { createCommitter, type PendingEvent } from "./ingest/commit.ts";
 import { IngestServiceWire } from "./ingest/ingest-wire-schema.ts";
 import { ingestService } from "./ingest/service.ts";
-import { getStatsWire, searchEventsWire } from "./query/query-wire-schema.ts";
-import { getStatsEncoded, queryService, searchEventsEncoded } from "./query/service.ts";
+import { getStatsWire, searchEventsWire, tailEventsWire } from "./query/query-wire-schema.ts";
+import { getStatsEncoded, queryService, searchEventsEncoded, tailEventsEncoded } from "./query/service.ts";
 import type { StoreClients } from "./store/client.ts";
 import type { QueryStreamer } from "./store/query-stream.ts";
 import type { StoreReadiness } from "./store/readiness.ts";
@@ -205,6 +205,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       router.service(IngestServiceWire, ingest);
       router.rpc(searchEventsWire, searchEventsEncoded({ ...readDeps, config: config.query }));
       router.rpc(getStatsWire, getStatsEncoded({ ...readDeps, config: config.query }));
+      router.rpc(tailEventsWire, tailEventsEncoded({ ...readDeps, config: config.query }));
     },
     ownDecoderServices: [IngestServiceWire.typeName],
     log,

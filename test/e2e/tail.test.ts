@@ -8,7 +8,7 @@ import { appendAll, searchAllJson } from "../helpers/bulk.ts";
 import { connectClients } from "../helpers/clients.ts";
 import { sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
-import { connectTail, socketTail, type TailCollector } from "../helpers/tail.ts";
+import { connectTail, socketTail, type TailCollector, type TailMessage } from "../helpers/tail.ts";
 
 let server: TestServer;
 let clients: ReturnType<typeof connectClients>;
@@ -36,6 +36,36 @@ const tokens = async (tenant: string) => ({
 });
 const events = (from: number, count: number, overrides: MessageInitShape<typeof EventSchema> = {}) =>
   Array.from({ length: count }, (_, i) => sampleEvent(from + i, { id: `${overrides.source ?? "e"}-${from + i}`, ...overrides }));
+
+describe("TailEvents messages are the same in every encoding", () => {
+  it("replays to binary requests (own encoder) exactly what it replays to JSON ones (protobuf-es), chain fields and checkpoints included", async () => {
+    const t = await tokens("tail-encodings");
+    const since = timestampFromDate(new Date(Date.now() - 60_000));
+    const sent = [0, 1, 2, 3].map((i) =>
+      sampleEvent(i, {
+        id: `enc-${i}`,
+        utcOffsetMinutes: -330,
+        message: `héllo ✓ 𝄞 ${i}`,
+        before: i % 2 ? { plan: "free", seats: 3, ratio: 0.5, flags: [true, false, null], deep: { a: { b: ["c"] } } } : undefined,
+        attributes: { suite: "encodings", i: String(i), empty: "" },
+        ...(i === 3 ? { resource: undefined } : {}),
+      }),
+    );
+    await appendAll(clients, t.writer, sent.slice(0, 2));
+    await appendAll(clients, t.writer, sent.slice(2));
+    const replays: Record<string, TailMessage[]> = {};
+    for (const protocol of ["connect-json", "connect-binary", "grpc", "grpc-web"] as const) {
+      const tail = connectTail(connectClients(server.baseUrl, protocol), t.auditor, { filter: { attributes: { suite: "encodings" } }, since });
+      await tail.collector.until((c) => c.live);
+      tail.close();
+      replays[protocol] = tail.collector.messages;
+    }
+    const json = replays["connect-json"];
+    expect(json.flatMap((m) => m.events ?? []).map((e) => e.id)).toEqual(["enc-0", "enc-1", "enc-2", "enc-3"]);
+    expect(json.flatMap((m) => m.events ?? []).some((e) => e.checkpoint !== undefined)).toBe(true);
+    for (const protocol of ["connect-binary", "grpc", "grpc-web"]) expect(replays[protocol], protocol).toEqual(json);
+  });
+});
 
 describe("TailEvents over a generated Connect client (gRPC)", () => {
   it("delivers committed events matching the filter, and never another tenant's", async () => {
