@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventSchema, Outcome, Severity, type Event } from "../../gen/auditlog/v1/event_pb.js";
 import { SearchEventsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
 import { bearer, connectClients, grpcJsIngestClient, postJson, type Protocol } from "../helpers/clients.ts";
-import { sampleEvent } from "../helpers/events.ts";
+import { encodingSampleEvents, sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
 
 let server: TestServer;
@@ -125,16 +125,7 @@ describe.each<Protocol>(["connect-json", "connect-binary", "grpc", "grpc-web"])(
 describe("SearchEvents pages are the same in every encoding", () => {
   it("answers binary requests (own encoder) exactly as JSON ones (protobuf-es), chain fields and checkpoints included", async () => {
     const { ingest } = connectClients(server.baseUrl, "connect-binary");
-    const events = [0, 1, 2, 3].map((i) =>
-      sampleEvent(i, {
-        id: `enc-${i}`,
-        utcOffsetMinutes: -330,
-        message: `héllo ✓ 𝄞 ${i}`,
-        before: i % 2 ? { plan: "free", seats: 3, ratio: 0.5, flags: [true, false, null], deep: { a: { b: ["c"] } } } : undefined,
-        attributes: { suite: "encodings", i: String(i), empty: "" },
-        ...(i === 3 ? { resource: undefined } : {}),
-      }),
-    );
+    const events = encodingSampleEvents();
     expect((await ingest.append({ events }, bearer(writer))).acceptedCount).toBe(4n);
     const pages: Record<string, unknown> = {};
     for (const protocol of ["connect-json", "connect-binary", "grpc", "grpc-web"] as const) {

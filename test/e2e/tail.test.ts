@@ -6,7 +6,7 @@ import { EventFilterSchema, EventSchema, Outcome, Severity } from "../../gen/aud
 import { TailEventsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
 import { appendAll, searchAllJson } from "../helpers/bulk.ts";
 import { connectClients } from "../helpers/clients.ts";
-import { sampleEvent } from "../helpers/events.ts";
+import { encodingSampleEvents, sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
 import { connectTail, socketTail, type TailCollector, type TailMessage } from "../helpers/tail.ts";
 
@@ -41,16 +41,7 @@ describe("TailEvents messages are the same in every encoding", () => {
   it("replays to binary requests (own encoder) exactly what it replays to JSON ones (protobuf-es), chain fields and checkpoints included", async () => {
     const t = await tokens("tail-encodings");
     const since = timestampFromDate(new Date(Date.now() - 60_000));
-    const sent = [0, 1, 2, 3].map((i) =>
-      sampleEvent(i, {
-        id: `enc-${i}`,
-        utcOffsetMinutes: -330,
-        message: `héllo ✓ 𝄞 ${i}`,
-        before: i % 2 ? { plan: "free", seats: 3, ratio: 0.5, flags: [true, false, null], deep: { a: { b: ["c"] } } } : undefined,
-        attributes: { suite: "encodings", i: String(i), empty: "" },
-        ...(i === 3 ? { resource: undefined } : {}),
-      }),
-    );
+    const sent = encodingSampleEvents();
     await appendAll(clients, t.writer, sent.slice(0, 2));
     await appendAll(clients, t.writer, sent.slice(2));
     const replays: Record<string, TailMessage[]> = {};

@@ -24,3 +24,22 @@ export function sampleEvent(n: number, overrides: MessageInitShape<typeof EventS
     ...overrides,
   } as MessageInitShape<typeof EventSchema>);
 }
+
+/**
+ * Four events that exercise every encoding path of an `Event` (a negative
+ * offset, non-ASCII and astral text, a `before` document of every JSON kind,
+ * an empty attribute, one without a resource), all with the attribute
+ * `suite: "encodings"`: for comparing what the protocols send.
+ */
+export function encodingSampleEvents() {
+  return [0, 1, 2, 3].map((i) =>
+    sampleEvent(i, {
+      id: `enc-${i}`,
+      utcOffsetMinutes: -330,
+      message: `héllo ✓ 𝄞 ${i}`,
+      before: i % 2 ? { plan: "free", seats: 3, ratio: 0.5, flags: [true, false, null], deep: { a: { b: ["c"] } } } : undefined,
+      attributes: { suite: "encodings", i: String(i), empty: "" },
+      ...(i === 3 ? { resource: undefined } : {}),
+    }),
+  );
+}
