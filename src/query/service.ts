@@ -105,7 +105,10 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
 export function tailEventsEncoded(deps: QueryDeps): MethodImpl<typeof tailEventsWire> {
   return async function* (req, ctx) {
     for await (const res of tailResponses(deps, req, ctx)) {
-      yield create(TailEventsResponseWireSchema, { events: encodeEvents(res.events), cursor: res.cursor, lag: res.lag, live: res.live });
+      // Every other field as it is (fields added to the message later too);
+      // without its $typeName, which would make `create` take it unchanged.
+      const { $typeName: _, events, ...rest } = res;
+      yield create(TailEventsResponseWireSchema, { ...rest, events: encodeEvents(events) });
     }
   };
 }

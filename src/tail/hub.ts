@@ -3,7 +3,12 @@ import type { RecordPredicate } from "../query/filter-match.ts";
 import { recordFromEncoded, type EventRecord } from "../store/event-row.ts";
 import { compareUtf8 } from "./position.ts";
 
-/** Why a subscriber's `next` rejects when the server ends every tail (shutdown). */
+/**
+ * Why a subscriber's `next` rejects when the server ends its tail: shutdown,
+ * or a batch that could not be delivered to it. Its message says which; the
+ * tail then names the cursor to resume from, and a resumed tail replays what
+ * it missed from storage.
+ */
 export class TailClosed extends Error {}
 
 /** A committed event on its way to a subscriber. */
@@ -38,7 +43,7 @@ export class Subscription {
     private readonly onClose: (s: Subscription) => void,
   ) {}
 
-  /** Called by the hub, synchronously, for every committed event. */
+  /** Called by the hub for every committed event of a batch published while subscribed, in commit order. */
   offer(event: Committed): void {
     if (this.#closed || !this.matches(event.record)) return;
     if (this.#skipped > 0 || (this.#queue.length > 0 && this.#queuedBytes + event.bytes > this.maxQueueBytes)) {
@@ -101,7 +106,11 @@ export class TailHub {
   /** Batches published and not yet delivered, oldest first, each with the subscribers it goes to. */
   #undelivered: { events: PendingEvent[]; receivedAtUs: number; to: Subscription[] }[] = [];
 
-  /** `onError`: a batch that could not be delivered (its events are stored; only live tails miss them). */
+  /**
+   * `onError`: a batch that could not be delivered (its events are stored).
+   * Its subscribers' tails are ended, so that none goes on past a gap it
+   * cannot report: each resumes from storage with its cursor.
+   */
   constructor(private readonly onError: (err: unknown) => void) {}
 
   get subscribers(): number {
@@ -133,7 +142,12 @@ export class TailHub {
       try {
         deliver(batch.events, batch.receivedAtUs, batch.to);
       } catch (err) {
-        this.onError(err);
+        for (const subscription of batch.to) subscription.close(new TailClosed("a committed batch could not be delivered live"));
+        try {
+          this.onError(err);
+        } catch {
+          // The handler only reports; the other batches are still delivered.
+        }
       }
     }
   }

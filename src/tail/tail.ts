@@ -74,7 +74,7 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
     for (;;) {
       const delivery = await subscription.next(MESSAGE_EVENTS, req.signal).catch((err) => {
         if (!(err instanceof TailClosed)) throw err;
-        throw unavailable(`the server is shutting down; resume on another instance or later with cursor "${encodeCursor(position!)}"`);
+        throw unavailable(`${err.message}; resume on another instance or later with cursor "${encodeCursor(position!)}"`);
       });
       if ("skipped" in delivery) {
         const cursor = encodeCursor(position);

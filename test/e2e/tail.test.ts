@@ -8,7 +8,7 @@ import { appendAll, searchAllJson } from "../helpers/bulk.ts";
 import { connectClients } from "../helpers/clients.ts";
 import { encodingSampleEvents, sampleEvent } from "../helpers/events.ts";
 import { removeDataDir, startServer, type TestServer } from "../helpers/server.ts";
-import { connectTail, socketTail, type TailCollector, type TailMessage } from "../helpers/tail.ts";
+import { connectTail, socketTail, type TailCollector } from "../helpers/tail.ts";
 
 let server: TestServer;
 let clients: ReturnType<typeof connectClients>;
@@ -38,23 +38,25 @@ const events = (from: number, count: number, overrides: MessageInitShape<typeof 
   Array.from({ length: count }, (_, i) => sampleEvent(from + i, { id: `${overrides.source ?? "e"}-${from + i}`, ...overrides }));
 
 describe("TailEvents messages are the same in every encoding", () => {
-  it("replays to binary requests (own encoder) exactly what it replays to JSON ones (protobuf-es), chain fields and checkpoints included", async () => {
+  it("sends binary requests (own encoder) exactly what it sends JSON ones (protobuf-es), replayed and live, chain fields and checkpoints included", async () => {
     const t = await tokens("tail-encodings");
     const since = timestampFromDate(new Date(Date.now() - 60_000));
     const sent = encodingSampleEvents();
     await appendAll(clients, t.writer, sent.slice(0, 2));
     await appendAll(clients, t.writer, sent.slice(2));
-    const replays: Record<string, TailMessage[]> = {};
-    for (const protocol of ["connect-json", "connect-binary", "grpc", "grpc-web"] as const) {
-      const tail = connectTail(connectClients(server.baseUrl, protocol), t.auditor, { filter: { attributes: { suite: "encodings" } }, since });
-      await tail.collector.until((c) => c.live);
-      tail.close();
-      replays[protocol] = tail.collector.messages;
-    }
-    const json = replays["connect-json"];
-    expect(json.flatMap((m) => m.events ?? []).map((e) => e.id)).toEqual(["enc-0", "enc-1", "enc-2", "enc-3"]);
+    const protocols = ["connect-json", "connect-binary", "grpc", "grpc-web"] as const;
+    const tails = protocols.map((protocol) =>
+      connectTail(connectClients(server.baseUrl, protocol), t.auditor, { filter: { attributes: { suite: "encodings" } }, since }),
+    );
+    await Promise.all(tails.map((tail) => tail.collector.until((c) => c.live)));
+    // And live: one more event once every tail is past its replay.
+    await appendAll(clients, t.writer, [sampleEvent(4, { id: "enc-4", before: { n: -0.25 }, attributes: { suite: "encodings" } })]);
+    await Promise.all(tails.map((tail) => tail.collector.until((c) => c.events.length === 5)));
+    for (const tail of tails) tail.close();
+    const [json, ...binary] = tails.map((tail) => tail.collector.messages);
+    expect(json.flatMap((m) => m.events ?? []).map((e) => e.id)).toEqual(["enc-0", "enc-1", "enc-2", "enc-3", "enc-4"]);
     expect(json.flatMap((m) => m.events ?? []).some((e) => e.checkpoint !== undefined)).toBe(true);
-    for (const protocol of ["connect-binary", "grpc", "grpc-web"]) expect(replays[protocol], protocol).toEqual(json);
+    binary.forEach((messages, i) => expect(messages, protocols[i + 1]).toEqual(json));
   });
 });
 

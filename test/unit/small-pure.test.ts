@@ -159,6 +159,8 @@ describe("GetStats rows encoded by hand", () => {
         // Keys and buckets repeated across rows: each is encoded once, then copied.
         { keys: ["billing.invoice.paid", "FAILURE"], bucketStartUs: 1_795_449_600_000_000, count: 128n, other: false },
         { keys: ["y", "SUCCESS"], bucketStartUs: 0, count: 300n, other: false },
+        // Keys longer than 127 bytes (a two-byte length), and a row larger than the buffer the rows start with.
+        { keys: Array.from({ length: 12 }, (_, k) => `${"é".repeat(150)}-${k}`), bucketStartUs: 3_600_000_000, count: -1n, other: false },
       ],
       total: 9_007_199_254_741_043n,
       fromRollup: true,

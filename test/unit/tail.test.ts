@@ -61,6 +61,13 @@ describe("tail cursors", () => {
 
 describe("TailHub and its bounded subscriptions", () => {
   let errors: unknown[] = [];
+  /** A committed row whose text cannot be read back (it never happens to rows the server wrote). */
+  const unreadable = (tenantId: string): PendingEvent => ({
+    record: { tenantId, id: "9", timeUs: 0, encoded: { canonicalBody: "", rowHead: "not json" } },
+    clientId: true,
+    bytes: 1,
+    weight: 1,
+  });
   /** Published batches are delivered in a task of their own, after the commit step. */
   const delivered = () => new Promise((resolve) => setImmediate(resolve));
   const newHub = () => new TailHub((err) => errors.push(err));
@@ -103,35 +110,46 @@ describe("TailHub and its bounded subscriptions", () => {
     const hub = newHub();
     const sub = hub.subscribe((r) => r.tenantId === "a", 10_000, "a");
     // Another tenant's row is never parsed for a tail of tenant a (a broken one would throw here).
-    const unreadable: PendingEvent = { record: { tenantId: "b", id: "9", timeUs: 0, encoded: { canonicalBody: "", rowHead: "not json" } }, clientId: true, bytes: 1, weight: 1 };
-    hub.publish([pending("a", "1"), unreadable], 5);
+    hub.publish([pending("a", "1"), unreadable("b")], 5);
     const d = await sub.next(10, never);
     expect("events" in d && d.events.map((e) => e.record.id)).toEqual(["1"]);
   });
 
-  it("hands a batch to the subscribers of the moment it is published, and rebuilds its events after the commit step", async () => {
+  it("hands a batch to the subscribers of the moment it is published, and reads its rows after the commit step", async () => {
     const hub = newHub();
     const early = hub.subscribe(() => true, 10_000);
-    // A row of a subscriber's tenant that cannot be read: publishing does not read it.
-    const unreadable: PendingEvent = { record: { tenantId: "t", id: "9", timeUs: 0, encoded: { canonicalBody: "", rowHead: "not json" } }, clientId: true, bytes: 1, weight: 1 };
-    expect(() => hub.publish([pending("t", "8"), unreadable], 1)).not.toThrow();
+    // A row that cannot be read: publishing (in the commit step) does not read it.
+    expect(() => hub.publish([pending("t", "8"), unreadable("t")], 1)).not.toThrow();
+    // Subscribed after that insert: this tail finds the batch in storage, not live.
+    const later = hub.subscribe(() => true, 10_000);
     hub.publish([pending("t", "10")], 2);
-    // Subscribed after the insert: this tail finds those batches in storage, not live.
-    const late = hub.subscribe(() => true, 10_000);
-    hub.publish([pending("t", "11")], 3);
-    const waiting = late.next(10, never);
-    expect(await early.next(10, never)).toMatchObject({ events: [{ record: { id: "10" } }, { record: { id: "11" } }] });
-    expect(await waiting).toMatchObject({ events: [{ record: { id: "11" } }] });
-    // The unreadable batch went to the error handler (the server logs it) and no further.
+    // The unreadable batch ends the tails it was for, naming why (the tail then
+    // names the cursor to resume from storage): no tail goes on past a gap it
+    // cannot report. The later one is untouched.
+    await expect(early.next(10, never)).rejects.toThrow("a committed batch could not be delivered live");
+    expect(await later.next(10, never)).toMatchObject({ events: [{ record: { id: "10" } }] });
     expect(errors).toHaveLength(1);
     errors = [];
   });
 
-  it("publishing never waits on a subscriber, and costs nothing without one", () => {
+  it("delivers the other batches when the error handler itself throws", async () => {
+    const hub = new TailHub(() => {
+      throw new Error("the logger failed");
+    });
+    const sub = hub.subscribe((r) => r.tenantId === "a", 10_000, "a");
+    hub.publish([unreadable("a")], 1);
+    const other = hub.subscribe((r) => r.tenantId === "a", 10_000, "a");
+    hub.publish([pending("a", "2")], 2);
+    await expect(sub.next(10, never)).rejects.toBeInstanceOf(TailClosed);
+    expect(await other.next(10, never)).toMatchObject({ events: [{ record: { id: "2" } }] });
+  });
+
+  it("publishing never waits on a subscriber, and costs nothing without one", async () => {
     const hub = newHub();
     hub.publish([pending("t", "1")], 1);
     hub.subscribe(() => true, 100);
     for (let i = 0; i < 10_000; i++) hub.publish([pending("t", String(i))], i);
+    await delivered();
     expect(hub.subscribers).toBe(1);
   });
 
