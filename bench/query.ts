@@ -67,7 +67,7 @@ async function main() {
     ["full-text word (declined)", async () => (await clients.query.searchEvents({ filter: { query: "declined" }, pageSize: 50 }, auth)).events.length],
     // A word no event has: a scan must read the whole tenant to say so.
     ["full-text word, no match (chargeback)", async () => (await clients.query.searchEvents({ filter: { query: "chargeback -type:auditlog.*" }, pageSize: 50 }, auth)).events.length],
-    ["query-language mix", async () => (await clients.query.searchEvents({ filter: { query: 'type:billing.* attr.amount:>500 -action:VIEW severity:>=WARNING "card" since:7d' }, pageSize: 50 }, auth)).events.length],
+    ["query-language mix", async () => (await clients.query.searchEvents({ filter: { query: 'type:billing.* attr.amount:>500 -action:UPDATE severity:>=WARNING "card" since:7d' }, pageSize: 50 }, auth)).events.length],
     ["stats by type × hour, 7 days", async () => (await clients.query.getStats({ filter: { startTime: timestampFromMs(weekAgoOnHour) }, groupBy: [StatsDimension.TYPE, StatsDimension.TIME], bucket: TimeBucket.HOUR, limit: 10_000 }, auth)).rows.length],
     ["type catalog", async () => (await clients.query.listEventTypes({}, auth)).types.length],
   ];
