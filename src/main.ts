@@ -122,20 +122,8 @@ async function serve(config: Config) {
     config.integrity.instanceId ?? loadOrCreateFile(config.dataDir, "instance-id", () => randomBytes(6).toString("hex")).value.trim();
   const { createMetrics } = await import("./metrics.ts");
   const server = await startServer({ config, log, clients, store, verify, stream, signer, chainId, tenants, metrics: createMetrics() });
-  log.info(
-    { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
-    `listening on port ${server.port}`,
-  );
-  if (hmac) {
-    log.info(`get a token: TOKEN=$(npx auditlog token --tenant acme --role writer,auditor) then curl -H "Authorization: Bearer $TOKEN" ...`);
-    if (!config.tenants.autoCreate) {
-      log.info(
-        `create the tenant first (or set AUDITLOG_AUTO_CREATE_TENANTS=true): curl -H "Authorization: Bearer $(npx auditlog token --role admin)" ` +
-          `-H 'Content-Type: application/json' http://localhost:${server.port}/auditlog.v1.TenantService/CreateTenant -d '{"tenant":{"tenantId":"acme"}}'`,
-      );
-    }
-  }
-
+  // Before "listening" is printed: a supervisor that sends SIGTERM as soon as
+  // it reads that line must find the handler installed, not the default exit.
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -157,6 +145,19 @@ async function serve(config: Config) {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+  log.info(
+    { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
+    `listening on port ${server.port}`,
+  );
+  if (hmac) {
+    log.info(`get a token: TOKEN=$(npx auditlog token --tenant acme --role writer,auditor) then curl -H "Authorization: Bearer $TOKEN" ...`);
+    if (!config.tenants.autoCreate) {
+      log.info(
+        `create the tenant first (or set AUDITLOG_AUTO_CREATE_TENANTS=true): curl -H "Authorization: Bearer $(npx auditlog token --role admin)" ` +
+          `-H 'Content-Type: application/json' http://localhost:${server.port}/auditlog.v1.TenantService/CreateTenant -d '{"tenant":{"tenantId":"acme"}}'`,
+      );
+    }
+  }
 }
 
 async function main(argv: string[]) {
