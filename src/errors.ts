@@ -95,7 +95,8 @@ const TRANSIENT_NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOU
 export function isTransientStorageError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = String((err as { code?: unknown }).code ?? "");
-  if (err.name === "ClickHouseError") return TRANSIENT_CLICKHOUSE_CODES.has(code);
+  // Its `name` is "Error": the class name is what both share.
+  if (err.constructor.name === "ClickHouseError") return TRANSIENT_CLICKHOUSE_CODES.has(code);
   return TRANSIENT_NETWORK_CODES.has(code) || err.message.includes("Timeout error");
 }
 

@@ -7,6 +7,10 @@ import { parseDuration } from "../../src/auth/token.ts";
 import { mayBeServerMade, serverEventId as uuidv7 } from "../../src/ingest/uuid7.ts";
 import { dateTime64, insertRowHead, insertRowJson, type EventRecord } from "../../src/store/event-row.ts";
 import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
+import { parseError } from "@clickhouse/client";
+import { Code } from "@connectrpc/connect";
+import pino from "pino";
+import { toConnectError } from "../../src/errors.ts";
 
 describe("parseDuration", () => {
   it.each([
@@ -180,5 +184,22 @@ describe("GetStats rows encoded by hand", () => {
     expect(toBinary(GetStatsResponseWireSchema, encodedStatsResponse(surrogate))).toEqual(toBinary(GetStatsResponseSchema, statsResponse(surrogate)));
     const empty: StatsResult = { rows: [], total: 0n, fromRollup: false };
     expect(toBinary(GetStatsResponseWireSchema, encodedStatsResponse(empty))).toEqual(toBinary(GetStatsResponseSchema, statsResponse(empty)));
+  });
+});
+
+describe("storage errors as Connect codes", () => {
+  const log = pino({ level: "silent" });
+  it.each([
+    ["Code: 202. DB::Exception: Too many simultaneous queries. Maximum: 100. (TOO_MANY_SIMULTANEOUS_QUERIES)", "Unavailable"],
+    ["Code: 252. DB::Exception: Too many parts (3000) in table 'default.events'. (TOO_MANY_PARTS)", "Unavailable"],
+    ["Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)", "Unavailable"],
+    ["Code: 47. DB::Exception: Unknown expression identifier `x`. (UNKNOWN_IDENTIFIER)", "Internal"],
+  ])("%s → %s", (message, code) => {
+    expect(Code[toConnectError(parseError(message), log).code]).toBe(code);
+  });
+
+  it("treats a refused or reset connection to the server as unavailable", () => {
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8123"), { code: "ECONNREFUSED" });
+    expect(toConnectError(refused, log).code).toBe(Code.Unavailable);
   });
 });
