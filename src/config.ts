@@ -60,6 +60,8 @@ export type StoreConfig =
       /** AES-256 key (hex) of the encrypted disk every table lives on; absent: a plain store. */
       encryptionKey?: string;
       storagePolicy?: string;
+      /** Engine connections the reads are spread over (one runs one query at a time). */
+      readConnections: number;
     }
   | {
       kind: "server";
@@ -205,7 +207,17 @@ export function loadConfig(env: Env = process.env): Config {
         migrate: bool(env, "AUDITLOG_MIGRATE", true),
         storagePolicy,
       }
-    : { kind: "chdb", path: resolve(dataDir, "chdb"), retentionDays, dedupWindowDays, compactIdlePartitionSeconds, fsync, encryptionKey, storagePolicy };
+    : {
+        kind: "chdb",
+        path: resolve(dataDir, "chdb"),
+        retentionDays,
+        dedupWindowDays,
+        compactIdlePartitionSeconds,
+        fsync,
+        encryptionKey,
+        storagePolicy,
+        readConnections: int(env, "AUDITLOG_READ_CONNECTIONS", 4, 1, 64),
+      };
 
   const certFile = str(env, "AUDITLOG_TLS_CERT");
   const keyFile = str(env, "AUDITLOG_TLS_KEY");

@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
 import type { StoreConfig } from "../config.ts";
 import { engineArgs } from "./encryption.ts";
+import { streamedQueries, type Connection } from "./streamed-queries.ts";
 
 /**
  * The process's two ClickHouse clients, both on one store: embedded chDB
@@ -15,6 +16,9 @@ import { engineArgs } from "./encryption.ts";
  * materialized views) in flight. Writes (inserts, the idempotency lookup, the
  * chain heads) go through `writer`; reads through `reader`. On a server the
  * split keeps a burst of reads from taking every socket the insert path needs.
+ * On chDB both run their queries as streams on sessions of their own (see
+ * streamedQueries), the reader's spread over `readConnections` of them, so a
+ * slow read holds neither the other reads nor the writer's lookups.
  */
 export interface StoreClients {
   writer: ClickHouseClient;
@@ -38,7 +42,7 @@ export type InsertSettings = Record<string, string | number>;
 
 export async function createStoreClients(config: StoreConfig): Promise<StoreClients> {
   const writer = await openStoreClient(config);
-  const reader = await openStoreClient(config);
+  const reader = await openStoreClient(config, config.kind === "chdb" ? config.readConnections : 1);
   return {
     writer: writer.client,
     reader: reader.client,
@@ -61,7 +65,8 @@ interface ChdbRawInsert {
   };
 }
 
-export async function openStoreClient(config: StoreConfig): Promise<{ client: ClickHouseClient; insertRows: RowInserter }> {
+/** `streams`: on chDB, how many sessions of its own the client's queries are spread over (see streamedQueries). */
+export async function openStoreClient(config: StoreConfig, streams = 1): Promise<{ client: ClickHouseClient; insertRows: RowInserter }> {
   if (config.kind === "server") {
     const client = createClient({
       url: config.url,
@@ -95,8 +100,8 @@ export async function openStoreClient(config: StoreConfig): Promise<{ client: Cl
   // the shapes are the same contract (see chdb/connection), only the declarations differ.
   // Several connections on one path share the process's one engine.
   const chdbConnection = createChdbConnection({ path: config.path });
-  const connection = chdbConnection as unknown as NonNullable<Parameters<typeof createClient>[0]>["connection"];
-  const client = createClient({ connection });
+  const sessions = Array.from({ length: streams }, () => new Session(config.path));
+  const client = createClient({ connection: streamedQueries(chdbConnection as unknown as Connection, sessions) });
   const insertRows: RowInserter = async (table, columns, rows, settings) => {
     await (chdbConnection as unknown as ChdbRawInsert).chdb.rawInsert({ table, columns, values: rows, format: "JSONCompactEachRow", settings });
   };
