@@ -74,6 +74,10 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
     }
     return err;
   }
+  if (isAbort(err)) {
+    log.debug("a call was canceled by its caller");
+    return new ConnectError("the call was canceled", Code.Canceled);
+  }
   if (isTransientStorageError(err)) {
     log.warn({ err }, "storage unavailable");
     return new ConnectError("storage is unavailable right now; retry shortly", Code.Unavailable);
@@ -92,6 +96,9 @@ const TRANSIENT_NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOU
  * store refused (a bug: INTERNAL). Matched by shape, since chdb and
  * @clickhouse/client each bring their own ClickHouseError class.
  */
+/** The caller went away or gave up (an AbortSignal's reason): its query was stopped, nothing failed. */
+const isAbort = (err: unknown) => err instanceof Error && err.name === "AbortError";
+
 export function isTransientStorageError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = String((err as { code?: unknown }).code ?? "");
@@ -128,6 +135,7 @@ export function errorMappingInterceptor(log: Logger): Interceptor {
 export function failureOf(err: unknown): { code: string; message: string } {
   if (err instanceof AuditlogError) return { code: err.kind, message: err.message };
   if (err instanceof ConnectError) return { code: codeToString(err.code), message: err.rawMessage };
+  if (isAbort(err)) return { code: "canceled", message: "the caller canceled the call" };
   if (isTransientStorageError(err)) return { code: "unavailable", message: "storage is unavailable" };
   return { code: "internal", message: "internal error" };
 }

@@ -179,6 +179,8 @@ function searchPages(deps: QueryDeps) {
             query: `SELECT ${SELECT_COLUMNS} FROM events WHERE ${sql}${since} ORDER BY ${newestFirst(scope)} LIMIT ${limit}`,
             query_params: sinceUs === undefined ? params : { ...params, window_since: sinceUs },
             format: "JSONEachRow",
+            // A caller that gives up (a viewer typing ahead) stops the engine's work too.
+            abort_signal: ctx.signal,
           });
           return result.json<SelectedRow>();
         },

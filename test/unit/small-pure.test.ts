@@ -10,7 +10,7 @@ import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { parseError } from "@clickhouse/client";
 import { Code } from "@connectrpc/connect";
 import pino from "pino";
-import { toConnectError } from "../../src/errors.ts";
+import { failureOf, toConnectError } from "../../src/errors.ts";
 
 describe("parseDuration", () => {
   it.each([
@@ -196,6 +196,13 @@ describe("storage errors as Connect codes", () => {
     ["Code: 47. DB::Exception: Unknown expression identifier `x`. (UNKNOWN_IDENTIFIER)", "Internal"],
   ])("%s → %s", (message, code) => {
     expect(Code[toConnectError(parseError(message), log).code]).toBe(code);
+  });
+
+  it("reports a query its caller aborted as canceled, in the answer and in the read's audit event", () => {
+    const caller = new AbortController();
+    caller.abort();
+    expect(Code[toConnectError(caller.signal.reason, log).code]).toBe("Canceled");
+    expect(failureOf(caller.signal.reason)).toEqual({ code: "canceled", message: "the caller canceled the call" });
   });
 
   it("treats a refused or reset connection to the server as unavailable", () => {
