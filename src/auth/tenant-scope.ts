@@ -44,3 +44,25 @@ export function writeTenant(principal: Principal, requestedTenant: string): { te
     denied: `tenant_id "${requestedTenant}" is not the token's tenant "${principal.tenant}"; leave it empty, or use an admin token`,
   };
 }
+
+/**
+ * The rows a read got back, checked against its scope before any of them
+ * leaves. The scope predicate is in every query's SQL (above); this is the
+ * second lock: a parameter bound to another query's value inside the engine
+ * (chdb-node queues its parameterized calls for fear of it; see
+ * store/streamed-queries.ts) or a bug in a filter would otherwise show a
+ * caller another tenant's events. Such a read fails whole, as an internal
+ * error.
+ */
+export function inScope<Row extends { tenant_id: string; actor_id: string }>(scope: TenantScope, rows: Row[]): Row[] {
+  if (scope.kind === "all") return rows;
+  for (const row of rows) {
+    if (row.tenant_id !== scope.tenant) {
+      throw new Error(`a read of tenant "${scope.tenant}" got back an event of tenant "${row.tenant_id}"; nothing of it was answered`);
+    }
+    if (scope.actorId !== undefined && row.actor_id !== scope.actorId) {
+      throw new Error(`a read of the events of actor "${scope.actorId}" got back one of another actor; nothing of it was answered`);
+    }
+  }
+  return rows;
+}

@@ -8,7 +8,7 @@ import {
   type GetTimelineResponse,
   type ListEventTypesResponse,
 } from "../../gen/auditlog/v1/query_pb.js";
-import type { TenantScope } from "../auth/tenant-scope.ts";
+import { inScope, type TenantScope } from "../auth/tenant-scope.ts";
 import { invalidArgument } from "../errors.ts";
 import { fromSelectedRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
 import { timestampFromMicros } from "../time.ts";
@@ -52,7 +52,7 @@ export async function getTimeline(client: ClickHouseClient, scope: TenantScope, 
     query_params: params,
     format: "JSONEachRow",
   });
-  const rows = await result.json<SelectedRow>();
+  const rows = inScope(scope, await result.json<SelectedRow>());
   return create(GetTimelineResponseSchema, {
     events: rows.slice(0, TIMELINE_MAX).map(fromSelectedRow),
     truncated: rows.length > TIMELINE_MAX,

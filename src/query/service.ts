@@ -17,7 +17,7 @@ import { callerOf } from "../audit/caller.ts";
 import { audited, type ReadOperation, type RecordRead } from "../audit/read-audit.ts";
 import { principalOf } from "../auth/context.ts";
 import { requirePermission } from "../auth/permissions.ts";
-import { readScope, type TenantScope } from "../auth/tenant-scope.ts";
+import { inScope, readScope, type TenantScope } from "../auth/tenant-scope.ts";
 import type { QueryConfig } from "../config.ts";
 import { invalidArgument, notFound } from "../errors.ts";
 import { fromSelectedRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
@@ -182,7 +182,7 @@ function searchPages(deps: QueryDeps) {
             // A caller that gives up (a viewer typing ahead) stops the engine's work too.
             abort_signal: ctx.signal,
           });
-          return result.json<SelectedRow>();
+          return inScope(scope, await result.json<SelectedRow>());
         },
         timeUsOf: (row) => Number(row.time_us),
       });
@@ -217,7 +217,7 @@ function otherQueries(deps: QueryDeps): Omit<ServiceImpl<typeof QueryService>, "
         query_params: params,
         format: "JSONEachRow",
       });
-      const [row] = await result.json<SelectedRow>();
+      const [row] = inScope(scope, await result.json<SelectedRow>());
       if (!row) {
         const where = scope.kind === "tenant" ? ` in tenant "${scope.tenant}"` : "";
         const shown = req.id.length > 200 ? `${req.id.slice(0, 200)}…` : req.id;

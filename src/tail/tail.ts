@@ -2,7 +2,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import { create } from "@bufbuild/protobuf";
 import type { EventFilter } from "../../gen/auditlog/v1/event_pb.js";
 import { TailEventsResponseSchema, TailLagSchema, type TailEventsResponse } from "../../gen/auditlog/v1/query_pb.js";
-import type { TenantScope } from "../auth/tenant-scope.ts";
+import { inScope, type TenantScope } from "../auth/tenant-scope.ts";
 import { matchFilter } from "../query/filter-match.ts";
 import { filterConditions } from "../query/filter-sql.ts";
 import { fromRecord, fromSelectedRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
@@ -114,5 +114,5 @@ async function replayPage(client: ClickHouseClient, req: TailRequest, after: Tai
     format: "JSONEachRow",
     abort_signal: req.signal,
   });
-  return result.json<SelectedRow>();
+  return inScope(req.scope, await result.json<SelectedRow>());
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Principal, Role } from "../../src/auth/principal.ts";
-import { readScope, writeTenant } from "../../src/auth/tenant-scope.ts";
+import { inScope, readScope, writeTenant } from "../../src/auth/tenant-scope.ts";
 import { AuditlogError } from "../../src/errors.ts";
 
 const principal = (tenant: string, ...roles: Role[]): Principal => ({ subject: "sub-1", tenant, roles: new Set(roles) });
@@ -107,5 +107,27 @@ describe("writeTenant", () => {
       const result = writeTenant(p, "");
       expect("tenant" in result ? result.tenant : "denied").not.toBe("");
     }
+  });
+});
+
+describe("inScope: the rows a read got back, checked before they leave", () => {
+  const row = (tenant_id: string, actor_id = "u-1") => ({ tenant_id, actor_id, id: `${tenant_id}/${actor_id}` });
+
+  it("passes the rows of the scope's tenant, and every row for a read of all tenants", () => {
+    const rows = [row("acme"), row("acme", "u-2")];
+    expect(inScope({ kind: "tenant", tenant: "acme" }, rows)).toBe(rows);
+    expect(inScope({ kind: "all" }, [row("acme"), row("globex")])).toHaveLength(2);
+  });
+
+  it("fails the whole read when one row is another tenant's", () => {
+    expect(() => inScope({ kind: "tenant", tenant: "acme" }, [row("acme"), row("globex")])).toThrow(
+      'a read of tenant "acme" got back an event of tenant "globex"; nothing of it was answered',
+    );
+  });
+
+  it("fails a user's read when one row is another actor's", () => {
+    const scope = { kind: "tenant", tenant: "acme", actorId: "u-1" } as const;
+    expect(inScope(scope, [row("acme", "u-1")])).toHaveLength(1);
+    expect(() => inScope(scope, [row("acme", "u-1"), row("acme", "u-2")])).toThrow(/actor "u-1" got back one of another actor/);
   });
 });
