@@ -115,7 +115,7 @@ async function serve(config: Config) {
       void flush(1000).then(() => process.exit(1));
     });
   }
-  const stream = createQueryStreamer(config.store, clients.reader);
+  const stream = createQueryStreamer(config.store, clients.reader, clients.paramQueue);
   const { signer, created: keyFile } = loadSigner(config.integrity.signingKey, config.dataDir);
   if (keyFile) log.info({ file: keyFile, keyId: signer.keyId }, "generated a new Ed25519 checkpoint signing key (mode 0600)");
   const chainId =

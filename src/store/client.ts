@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
 import type { StoreConfig } from "../config.ts";
 import { engineArgs } from "./encryption.ts";
-import { streamedQueries, type Connection } from "./streamed-queries.ts";
+import { streamedQueries, type Connection, type ParamQueue } from "./streamed-queries.ts";
 
 /**
  * The process's two ClickHouse clients, both on one store: embedded chDB
@@ -16,15 +16,18 @@ import { streamedQueries, type Connection } from "./streamed-queries.ts";
  * materialized views) in flight. Writes (inserts, the idempotency lookup, the
  * chain heads) go through `writer`; reads through `reader`. On a server the
  * split keeps a burst of reads from taking every socket the insert path needs.
- * On chDB both run their queries as streams on sessions of their own (see
- * streamedQueries), the reader's spread over `readConnections` of them, so a
- * slow read holds neither the other reads nor the writer's lookups.
+ * On chDB a parameterized SELECT that would wait in chdb-node's one queue of
+ * such calls streams on a session of its own instead (see streamedQueries;
+ * the reader has `readConnections` of them), so a slow read holds neither the
+ * other reads nor the writer's lookups.
  */
 export interface StoreClients {
   writer: ClickHouseClient;
   reader: ClickHouseClient;
   /** Inserts through the writer's connection, rows already serialized (see RowInserter). */
   insertRows: RowInserter;
+  /** The process's calls in chdb-node's queue of parameterized calls (see streamedQueries); others that use it count there too. */
+  paramQueue: ParamQueue;
   close(): Promise<void>;
 }
 
@@ -41,12 +44,15 @@ export type RowInserter = (table: string, columns: readonly string[], rows: Buff
 export type InsertSettings = Record<string, string | number>;
 
 export async function createStoreClients(config: StoreConfig): Promise<StoreClients> {
-  const writer = await openStoreClient(config);
-  const reader = await openStoreClient(config, config.kind === "chdb" ? config.readConnections : 1);
+  // chdb-node's queue of parameterized calls is one per process: both clients count in it.
+  const paramQueue: ParamQueue = { inFlight: 0 };
+  const writer = await openStoreClient(config, { streams: 1, paramQueue });
+  const reader = await openStoreClient(config, { streams: config.kind === "chdb" ? config.readConnections : 1, paramQueue });
   return {
     writer: writer.client,
     reader: reader.client,
     insertRows: writer.insertRows,
+    paramQueue,
     async close() {
       await Promise.all([reader.client.close(), writer.client.close()]);
     },
@@ -65,8 +71,15 @@ interface ChdbRawInsert {
   };
 }
 
-/** `streams`: on chDB, how many sessions of its own the client's queries are spread over (see streamedQueries). */
-export async function openStoreClient(config: StoreConfig, streams = 1): Promise<{ client: ClickHouseClient; insertRows: RowInserter }> {
+/**
+ * `streams`: on chDB, how many sessions of its own the client's queries may
+ * stream on when chdb-node's queue of parameterized calls (`paramQueue`,
+ * shared by the process's clients) is busy; see streamedQueries.
+ */
+export async function openStoreClient(
+  config: StoreConfig,
+  { streams, paramQueue }: { streams: number; paramQueue: ParamQueue } = { streams: 1, paramQueue: { inFlight: 0 } },
+): Promise<{ client: ClickHouseClient; insertRows: RowInserter }> {
   if (config.kind === "server") {
     const client = createClient({
       url: config.url,
@@ -101,7 +114,7 @@ export async function openStoreClient(config: StoreConfig, streams = 1): Promise
   // Several connections on one path share the process's one engine.
   const chdbConnection = createChdbConnection({ path: config.path });
   const sessions = Array.from({ length: streams }, () => new Session(config.path));
-  const client = createClient({ connection: streamedQueries(chdbConnection as unknown as Connection, sessions) });
+  const client = createClient({ connection: streamedQueries(chdbConnection as unknown as Connection, sessions, paramQueue) });
   const insertRows: RowInserter = async (table, columns, rows, settings) => {
     await (chdbConnection as unknown as ChdbRawInsert).chdb.rawInsert({ table, columns, values: rows, format: "JSONCompactEachRow", settings });
   };

@@ -4,6 +4,7 @@ import { unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { StoreConfig } from "../config.ts";
+import type { ParamQueue } from "./streamed-queries.ts";
 
 export interface StreamedQuery {
   /** SELECT text with `{name:Type}` placeholders; no FORMAT or SETTINGS clause. */
@@ -54,7 +55,7 @@ const FILE_READ_CHUNK = 1024 * 1024;
  * deleted. Their query cannot be interrupted once started: a client that
  * leaves meanwhile only stops the transfer.
  */
-function chdbStreamer(path: string, spoolDir: string): QueryStreamer {
+function chdbStreamer(path: string, spoolDir: string, paramQueue: ParamQueue): QueryStreamer {
   // Files of exports cut short by a crash.
   rmSync(spoolDir, { recursive: true, force: true });
   mkdirSync(spoolDir, { recursive: true });
@@ -65,11 +66,19 @@ function chdbStreamer(path: string, spoolDir: string): QueryStreamer {
     if (WHOLE_FILE_FORMATS.has(format)) {
       const file = join(spoolDir, `${randomUUID()}.${format.toLowerCase()}`);
       try {
-        await session.queryBindAsync(
-          `INSERT INTO FUNCTION file({spool_file:String}, '${format}') ${sql}${settingsClause(settings)}`,
-          { ...params, spool_file: file },
+        // In chdb-node's queue of parameterized calls, counted so the service's SELECTs stream past it meanwhile.
+        const queued = async <T>(call: () => Promise<T>): Promise<T> => {
+          paramQueue.inFlight++;
+          try {
+            return await call();
+          } finally {
+            paramQueue.inFlight--;
+          }
+        };
+        await queued(() =>
+          session.queryBindAsync(`INSERT INTO FUNCTION file({spool_file:String}, '${format}') ${sql}${settingsClause(settings)}`, { ...params, spool_file: file }),
         );
-        const rows = Number((await session.queryBindAsync("SELECT count() FROM file({spool_file:String})", { spool_file: file })).text());
+        const rows = Number((await queued(() => session.queryBindAsync("SELECT count() FROM file({spool_file:String})", { spool_file: file }))).text());
         signal.throwIfAborted();
         let first = true;
         for await (const bytes of createReadStream(file, { highWaterMark: FILE_READ_CHUNK, signal })) {
@@ -112,8 +121,9 @@ function serverStreamer(client: ClickHouseClient): QueryStreamer {
   };
 }
 
-export function createQueryStreamer(config: StoreConfig, client: ClickHouseClient): QueryStreamer {
-  return config.kind === "chdb" ? chdbStreamer(config.path, join(dirname(config.path), "export-spool")) : serverStreamer(client);
+/** `paramQueue`: the process's count of calls in chdb-node's parameterized queue (StoreClients.paramQueue). */
+export function createQueryStreamer(config: StoreConfig, client: ClickHouseClient, paramQueue: ParamQueue): QueryStreamer {
+  return config.kind === "chdb" ? chdbStreamer(config.path, join(dirname(config.path), "export-spool"), paramQueue) : serverStreamer(client);
 }
 
 /** The rows of a JSONEachRow stream, whatever its chunking (the HTTP interface splits anywhere). */

@@ -9,9 +9,16 @@ type QueryParams = Parameters<Connection["query"]>[0];
 type QueryResult = Awaited<ReturnType<Connection["query"]>>;
 
 /**
- * A chDB connection whose parameterized SELECTs run as engine streams, each
- * on a free one of `sessions` (its own connections to the engine), instead of
- * through chdb-node's async call.
+ * The parameterized calls of this process that are in chdb-node's one queue
+ * (see streamedQueries); shared by every connection of the process.
+ */
+export interface ParamQueue {
+  inFlight: number;
+}
+
+/**
+ * A chDB connection that keeps its parameterized SELECTs out of chdb-node's
+ * process-wide queue when that queue is busy.
  *
  * Why: chdb-node runs every parameterized async call of the process one at a
  * time, on every connection at once (its bundled libchdb once mixed up the
@@ -19,18 +26,25 @@ type QueryResult = Awaited<ReturnType<Connection["query"]>>;
  * in chdb's index.js). Every query of ours that carries a caller's values has
  * parameters, so on that path a search of all tenants that takes 2 s held
  * every other search, and the ingest path's idempotency lookup, and with it
- * the acknowledgements, for those 2 s. A stream binds its parameters while it
- * opens (on the calling thread, so two never open at once) and is not in
- * that queue; the rows come from the engine's threads. A session runs one
- * stream at a time: a query waits for the first session that is free.
+ * the acknowledgements, for those 2 s.
+ *
+ * A SELECT that arrives while the queue is empty takes the async call, which
+ * plans and runs the query on a worker thread. One that arrives while
+ * something is in the queue runs as an engine stream on a free one of
+ * `sessions` (its own connections to the engine) instead: a stream binds its
+ * parameters while it opens and is not in that queue. Opening plans the query
+ * on the calling thread (about 10 ms for a search page on 10M events), which
+ * is why streams are not taken when the queue is free. Two streams never open
+ * at once; the rows come from the engine's threads. A session runs one stream
+ * at a time: a query waits for the first session that is free.
  *
  * The answer is read whole before the call returns, as chdb's own connection
  * does (clickhouse-js expects errors from the call, not from the stream).
  * Statements that cannot stream (anything but SELECT and WITH … SELECT),
- * queries without parameters (not in that queue anyway) or with
+ * queries without parameters (never in that queue) or with
  * `clickhouse_settings`, and the other methods go to `base`.
  */
-export function streamedQueries(base: Connection, sessions: Session[]): Connection {
+export function streamedQueries(base: Connection, sessions: Session[], queue: ParamQueue): Connection {
   const free = [...sessions];
   const waiting: ((session: Session) => void)[] = [];
   let closed = false;
@@ -88,17 +102,24 @@ export function streamedQueries(base: Connection, sessions: Session[]): Connecti
     return { stream: answer, query_id: params.query_id ?? randomUUID(), response_headers: {}, http_status_code: 200 };
   }
 
+  /** A call to `base`, counted in the queue while it is there if it has parameters. */
+  function queued<T>(params: { query_params?: Record<string, unknown> }, call: () => Promise<T>): Promise<T> {
+    if (!hasParams(params)) return call();
+    queue.inFlight++;
+    return call().finally(() => queue.inFlight--);
+  }
+
   return {
     query(params) {
-      const hasParams = params.query_params !== undefined && Object.keys(params.query_params).length > 0;
       const hasSettings = params.clickhouse_settings !== undefined && Object.keys(params.clickhouse_settings).length > 0;
-      if (!hasParams || hasSettings || !/^\s*(SELECT|WITH)\b/i.test(params.query)) return base.query(params);
-      return stream(params);
+      const streams = hasParams(params) && !hasSettings && /^\s*(SELECT|WITH)\b/i.test(params.query);
+      if (streams && queue.inFlight > 0) return stream(params);
+      return queued(params, () => base.query(params));
     },
     ping: (params) => base.ping(params),
-    insert: (params) => base.insert(params),
-    command: (params) => base.command(params),
-    exec: (params) => base.exec(params),
+    insert: (params) => queued(params, () => base.insert(params)),
+    command: (params) => queued(params, () => base.command(params)),
+    exec: (params) => queued(params, () => base.exec(params)),
     async close() {
       closed = true;
       for (const session of sessions) session.close();
@@ -106,3 +127,6 @@ export function streamedQueries(base: Connection, sessions: Session[]): Connecti
     },
   };
 }
+
+const hasParams = (params: { query_params?: Record<string, unknown> }) =>
+  params.query_params !== undefined && Object.keys(params.query_params).length > 0;
