@@ -114,7 +114,11 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
       const hasSettings = params.clickhouse_settings !== undefined && Object.keys(params.clickhouse_settings).length > 0;
       const streams = hasParams(params) && !hasSettings && /^\s*(SELECT|WITH)\b/i.test(params.query);
       if (streams && queue.inFlight > 0) return stream(params);
-      return queued(params, () => base.query(params));
+      // chdb's async call gives up on an abort with an error of its own (the engine runs on): say it was the abort.
+      const signal = params.abort_signal;
+      return queued(params, () => base.query(params)).catch((err: unknown) => {
+        throw signal?.aborted ? signal.reason : err;
+      });
     },
     ping: (params) => base.ping(params),
     insert: (params) => queued(params, () => base.insert(params)),

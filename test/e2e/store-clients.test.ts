@@ -128,6 +128,20 @@ describe("queries on the embedded engine", () => {
     expect((await ask(single.reader, QUICK, "after"))[0].tag).toBe("after");
   });
 
+  it("fails a query its caller aborts with the abort, whether it streams or not", async () => {
+    const caller = new AbortController();
+    const alone = ask(single.reader, SLOW, "alone", caller.signal);
+    caller.abort();
+    await expect(alone).rejects.toMatchObject({ name: "AbortError" });
+    const busy = new AbortController();
+    const streamed = whileQueueBusy(single, async () => {
+      const running = ask(single.reader, SLOW, "streamed", busy.signal);
+      busy.abort();
+      return running;
+    });
+    await expect(streamed).rejects.toMatchObject({ name: "AbortError" });
+  });
+
   it("fails, never answers short, a streamed query running when the client is closed", async () => {
     const closing = await createStoreClients(store("1"));
     const holder = ask(closing.reader, SLOW, "holder").catch(() => {});
