@@ -91,14 +91,14 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
 const TRANSIENT_CLICKHOUSE_CODES = new Set(["159", "202", "209", "210", "241", "252", "425"]);
 const TRANSIENT_NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH"]);
 
+/** The caller went away or gave up (an AbortSignal's reason): its query was stopped, nothing failed. */
+const isAbort = (err: unknown) => err instanceof Error && err.name === "AbortError";
+
 /**
  * A store that is down, overloaded or unreachable, as opposed to a query the
  * store refused (a bug: INTERNAL). Matched by shape, since chdb and
  * @clickhouse/client each bring their own ClickHouseError class.
  */
-/** The caller went away or gave up (an AbortSignal's reason): its query was stopped, nothing failed. */
-const isAbort = (err: unknown) => err instanceof Error && err.name === "AbortError";
-
 export function isTransientStorageError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = String((err as { code?: unknown }).code ?? "");

@@ -4,7 +4,7 @@ import { unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { StoreConfig } from "../config.ts";
-import type { ParamQueue } from "./streamed-queries.ts";
+import { inParamQueue, type ParamQueue } from "./streamed-queries.ts";
 
 export interface StreamedQuery {
   /** SELECT text with `{name:Type}` placeholders; no FORMAT or SETTINGS clause. */
@@ -66,19 +66,12 @@ function chdbStreamer(path: string, spoolDir: string, paramQueue: ParamQueue): Q
     if (WHOLE_FILE_FORMATS.has(format)) {
       const file = join(spoolDir, `${randomUUID()}.${format.toLowerCase()}`);
       try {
-        // In chdb-node's queue of parameterized calls, counted so the service's SELECTs stream past it meanwhile.
-        const queued = async <T>(call: () => Promise<T>): Promise<T> => {
-          paramQueue.inFlight++;
-          try {
-            return await call();
-          } finally {
-            paramQueue.inFlight--;
-          }
-        };
-        await queued(() =>
+        // Counted in chdb-node's queue of parameterized calls, so the service's SELECTs stream past it meanwhile.
+        await inParamQueue(paramQueue, () =>
           session.queryBindAsync(`INSERT INTO FUNCTION file({spool_file:String}, '${format}') ${sql}${settingsClause(settings)}`, { ...params, spool_file: file }),
         );
-        const rows = Number((await queued(() => session.queryBindAsync("SELECT count() FROM file({spool_file:String})", { spool_file: file }))).text());
+        const counted = await inParamQueue(paramQueue, () => session.queryBindAsync("SELECT count() FROM file({spool_file:String})", { spool_file: file }));
+        const rows = Number(counted.text());
         signal.throwIfAborted();
         let first = true;
         for await (const bytes of createReadStream(file, { highWaterMark: FILE_READ_CHUNK, signal })) {

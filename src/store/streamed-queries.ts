@@ -16,6 +16,16 @@ export interface ParamQueue {
   inFlight: number;
 }
 
+/** A parameterized call that goes through chdb-node's queue, counted there while it runs. */
+export async function inParamQueue<T>(queue: ParamQueue, call: () => Promise<T>): Promise<T> {
+  queue.inFlight++;
+  try {
+    return await call();
+  } finally {
+    queue.inFlight--;
+  }
+}
+
 /**
  * A chDB connection that keeps its parameterized SELECTs out of chdb-node's
  * process-wide queue when that queue is busy.
@@ -103,11 +113,8 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
   }
 
   /** A call to `base`, counted in the queue while it is there if it has parameters. */
-  function queued<T>(params: { query_params?: Record<string, unknown> }, call: () => Promise<T>): Promise<T> {
-    if (!hasParams(params)) return call();
-    queue.inFlight++;
-    return call().finally(() => queue.inFlight--);
-  }
+  const queued = <T>(params: { query_params?: Record<string, unknown> }, call: () => Promise<T>): Promise<T> =>
+    hasParams(params) ? inParamQueue(queue, call) : call();
 
   return {
     query(params) {
