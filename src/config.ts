@@ -60,7 +60,7 @@ export type StoreConfig =
       /** AES-256 key (hex) of the encrypted disk every table lives on; absent: a plain store. */
       encryptionKey?: string;
       storagePolicy?: string;
-      /** Engine connections the reads are spread over (one runs one query at a time). */
+      /** Engine sessions a read streams on when chdb-node's queue of parameterized calls is busy (see store/streamed-queries.ts). */
       readConnections: number;
     }
   | {

@@ -96,8 +96,8 @@ const isAbort = (err: unknown) => err instanceof Error && err.name === "AbortErr
 
 /**
  * A store that is down, overloaded or unreachable, as opposed to a query the
- * store refused (a bug: INTERNAL). Matched by shape, since chdb and
- * @clickhouse/client each bring their own ClickHouseError class.
+ * store refused (a bug: INTERNAL). Matched by class name and code, not
+ * instanceof: chdb's connection may bring its own copy of the class.
  */
 export function isTransientStorageError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

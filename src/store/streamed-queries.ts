@@ -118,8 +118,7 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
 
   return {
     query(params) {
-      const hasSettings = params.clickhouse_settings !== undefined && Object.keys(params.clickhouse_settings).length > 0;
-      const streams = hasParams(params) && !hasSettings && /^\s*(SELECT|WITH)\b/i.test(params.query);
+      const streams = hasParams(params) && !nonEmpty(params.clickhouse_settings) && /^\s*(SELECT|WITH)\b/i.test(params.query);
       if (streams && queue.inFlight > 0) return stream(params);
       // chdb's async call gives up on an abort with an error of its own (the engine runs on): say it was the abort.
       const signal = params.abort_signal;
@@ -139,5 +138,5 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
   };
 }
 
-const hasParams = (params: { query_params?: Record<string, unknown> }) =>
-  params.query_params !== undefined && Object.keys(params.query_params).length > 0;
+const nonEmpty = (values: object | undefined) => values !== undefined && Object.keys(values).length > 0;
+const hasParams = (params: { query_params?: Record<string, unknown> }) => nonEmpty(params.query_params);
