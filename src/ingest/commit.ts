@@ -1,10 +1,10 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
 import { unavailable } from "../errors.ts";
-import { dateTime64, insertRowJson, type EncodedRecord, type EventRecord } from "../store/event-row.ts";
+import { dateTime64, insertRowTail, type EncodedRecord, type EventRecord } from "../store/event-row.ts";
 import { arrivalEncoding } from "./arrival-encoding.ts";
 import type { RowInserter } from "../store/client.ts";
-import { eventRowsBody, findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
+import { encodedRowsBody, findStoredIds, idKey, insertEventRows } from "../store/event-writes.ts";
 import type { Chainer } from "../integrity/chainer.ts";
 import { nowMicros } from "../time.ts";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../store/receipt-lead.ts";
@@ -20,10 +20,11 @@ export interface PendingEvent {
 }
 
 /**
- * Heap a queued event holds beyond its encodings' characters: its objects,
- * its id and tenant, and the strings' headers. Measured by
- * test/unit/queue-weight.test.ts: a realistic event (25 fields, 8
- * attributes) holds 1.2 KB while it waits, a minimal one 0.35 KB.
+ * Memory a queued event holds beyond its encodings' bytes: its objects (the
+ * record, its id and tenant, the buffer's view) and its share of the
+ * buffer pool's slack. Measured by test/unit/queue-weight.test.ts: a
+ * realistic event (25 fields, 8 attributes) holds about 1.3 KB while it
+ * waits, a minimal one 0.4 KB.
  */
 const EVENT_OVERHEAD_BYTES = 256;
 
@@ -31,32 +32,17 @@ const EVENT_OVERHEAD_BYTES = 256;
  * Encodes what of an event does not depend on its commit (src/store/event-row.ts,
  * `EncodedRecord`), once its fields are final: on arrival, where it runs
  * alongside the insert in flight instead of in the one-batch-at-a-time
- * commit. The decoded record is left behind: the queue holds the encodings.
+ * commit. The decoded record is left behind: the queue holds the encodings,
+ * as UTF-8 outside the JavaScript heap, which scavenges do not copy.
  *
  * `weight` is what the event holds in memory while it waits, for the
- * batcher's bound (AUDITLOG_QUEUE_MAX_BYTES): its two encodings, at one byte
- * per character, or two for text beyond ASCII (V8 keeps a string with any
- * character beyond Latin-1 at two bytes per character), and its objects.
- * Counting the UTF-8 size of the event alone once undercounted it 6×.
+ * batcher's bound (AUDITLOG_QUEUE_MAX_BYTES): its encodings' bytes and its
+ * objects. Counting the UTF-8 size of the event alone once undercounted it 6×.
  */
 export function encodeOnArrival(r: EventRecord): { record: EncodedRecord; weight: number } {
-  const { canonicalBody, rowHead } = arrivalEncoding(r);
-  const record = { tenantId: r.tenantId, id: r.id, timeUs: r.timeUs, encoded: { canonicalBody, rowHead } };
-  return { record, weight: heldBytes(canonicalBody) + heldBytes(rowHead) + EVENT_OVERHEAD_BYTES };
-}
-
-/**
- * The heap a string holds, from its UTF-8 length, whose measuring also
- * makes it one piece. A template literal builds a rope of its parts (about
- * twenty objects per event for the two encodings); an event holds its
- * encodings until its commit, across several scavenges, which copied every
- * part each time. Measuring flattens a rope in place (V8's
- * String::Utf8Length), so the parts die young: scavenge pauses 20–30%
- * shorter at full load (bench/RESULTS.md, 2026-12-02).
- */
-function heldBytes(text: string): number {
-  const utf8 = Buffer.byteLength(text);
-  return utf8 === text.length ? utf8 : 2 * text.length;
+  const encoded = arrivalEncoding(r);
+  const record = { tenantId: r.tenantId, id: r.id, timeUs: r.timeUs, encoded };
+  return { record, weight: encoded.utf8.length + EVENT_OVERHEAD_BYTES };
 }
 
 /**
@@ -143,7 +129,10 @@ export function createCommitter(deps: {
       });
       const advanceChains = deps.chainer ? await deps.chainer.link(inserted.map((e) => e.record), receivedAtUs) : () => {};
       const receivedAt = dateTime64(receivedAtUs);
-      const body = eventRowsBody(inserted.map((event) => insertRowJson(event.record, receivedAt, deps.retentionDays(event.record.tenantId))));
+      const body = encodedRowsBody(
+        inserted.map((event) => event.record),
+        (r) => insertRowTail(r.link, receivedAt, deps.retentionDays(r.tenantId)),
+      );
       const serializedAt = performance.now();
       if (inserted.length > 0) {
         try {

@@ -328,28 +328,29 @@ function readString(c: Cursor): string {
   const buf = c.buf;
   if (to > buf.length) fail(`premature EOF: string length ${n} runs past the end of the input (${buf.length} bytes)`, start);
   c.pos = to;
-  // ASCII, 8 bytes at a time: for the short strings of an event this is much
-  // faster than TextDecoder, whose per-call cost dominates.
-  let s = "";
-  let i = from;
-  for (; i + 8 <= to; i += 8) {
-    const b0 = buf[i], b1 = buf[i + 1], b2 = buf[i + 2], b3 = buf[i + 3];
-    const b4 = buf[i + 4], b5 = buf[i + 5], b6 = buf[i + 6], b7 = buf[i + 7];
-    if ((b0 | b1 | b2 | b3 | b4 | b5 | b6 | b7) & 0x80) return decodeUtf8(buf, from, to);
-    s += String.fromCharCode(b0, b1, b2, b3, b4, b5, b6, b7);
+  if (n <= 8) {
+    for (let j = from; j < to; j++) if (buf[j] & 0x80) return decodeUtf8(buf, from, to);
+    switch (n) {
+      case 0: return "";
+      case 1: return String.fromCharCode(buf[from]);
+      case 2: return String.fromCharCode(buf[from], buf[from + 1]);
+      case 3: return String.fromCharCode(buf[from], buf[from + 1], buf[from + 2]);
+      case 4: return String.fromCharCode(buf[from], buf[from + 1], buf[from + 2], buf[from + 3]);
+      case 5: return String.fromCharCode(buf[from], buf[from + 1], buf[from + 2], buf[from + 3], buf[from + 4]);
+      case 6: return String.fromCharCode(buf[from], buf[from + 1], buf[from + 2], buf[from + 3], buf[from + 4], buf[from + 5]);
+      case 7: return String.fromCharCode(buf[from], buf[from + 1], buf[from + 2], buf[from + 3], buf[from + 4], buf[from + 5], buf[from + 6]);
+      default: return String.fromCharCode(buf[from], buf[from + 1], buf[from + 2], buf[from + 3], buf[from + 4], buf[from + 5], buf[from + 6], buf[from + 7]);
+    }
   }
-  for (let j = i; j < to; j++) if (buf[j] & 0x80) return decodeUtf8(buf, from, to);
-  switch (to - i) {
-    case 0: return s;
-    case 1: return s + String.fromCharCode(buf[i]);
-    case 2: return s + String.fromCharCode(buf[i], buf[i + 1]);
-    case 3: return s + String.fromCharCode(buf[i], buf[i + 1], buf[i + 2]);
-    case 4: return s + String.fromCharCode(buf[i], buf[i + 1], buf[i + 2], buf[i + 3]);
-    case 5: return s + String.fromCharCode(buf[i], buf[i + 1], buf[i + 2], buf[i + 3], buf[i + 4]);
-    case 6: return s + String.fromCharCode(buf[i], buf[i + 1], buf[i + 2], buf[i + 3], buf[i + 4], buf[i + 5]);
-    default: return s + String.fromCharCode(buf[i], buf[i + 1], buf[i + 2], buf[i + 3], buf[i + 4], buf[i + 5], buf[i + 6]);
-  }
+  let high = 0;
+  for (let j = from; j < to; j++) high |= buf[j];
+  if (high & 0x80) return decodeUtf8(buf, from, to);
+  return latin1Slice.call(buf, from, to);
 }
+
+// ASCII bytes are their own Latin-1 characters: Node's native slice makes
+// the string in one piece (Buffer#latin1Slice works on any Uint8Array).
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
 
 function decodeUtf8(buf: Uint8Array, from: number, to: number): string {
   try {

@@ -161,8 +161,12 @@ function checkAttributes(m: Meter, attributes: Record<string, string>, limits: E
     if (key.startsWith(RESERVED_ATTRIBUTE_PREFIX)) {
       reject("attributes", `attribute key "${key.slice(0, 64)}": keys starting with "${RESERVED_ATTRIBUTE_PREFIX}" are set by the service (e.g. auditlog.redacted)`);
     }
-    m.bytes += keyBytes;
-    bounded(m, `attributes["${key}"]`, attributes[key], limits.maxAttributeValueBytes);
+    // Checked here rather than by `bounded`, whose field name would be made for every attribute.
+    const valueBytes = byteLength(attributes[key]);
+    if (valueBytes > limits.maxAttributeValueBytes) {
+      reject(`attributes["${key}"]`, `attributes["${key}"] is ${valueBytes} bytes; the limit is ${limits.maxAttributeValueBytes}`);
+    }
+    m.bytes += keyBytes + valueBytes;
   }
   return attributes;
 }

@@ -44,10 +44,13 @@ export function canonicalMap(map: Record<string, string>): string {
  * since the epoch, enums by name. Computable from the stored columns alone,
  * and equally from an exported Event (README, "Tamper evidence").
  */
-export function canonicalEvent(r: EventRecord | EncodedRecord, receivedAtUs: number, chainId: string, seq: number): string {
-  const body = "encoded" in r ? r.encoded.canonicalBody : canonicalBody(r);
-  return `["auditlog.event.v1",${JSON.stringify(r.tenantId)},${JSON.stringify(chainId)},${seq},${body},${receivedAtUs}]`;
+export function canonicalEvent(r: EventRecord, receivedAtUs: number, chainId: string, seq: number): string {
+  return `${canonicalStart(r.tenantId, chainId, seq)}${canonicalBody(r)}${canonicalEnd(receivedAtUs)}`;
 }
+
+/** The canonical array up to its body, and after it. */
+const canonicalStart = (tenantId: string, chainId: string, seq: number) => `["auditlog.event.v1",${JSON.stringify(tenantId)},${JSON.stringify(chainId)},${seq},`;
+const canonicalEnd = (receivedAtUs: number) => `,${receivedAtUs}]`;
 
 /**
  * The fields of the canonical array between `seq` and `received_at` (id to
@@ -69,6 +72,25 @@ export function canonicalBody(r: EventRecord): string {
 /** SHA-256 of the UTF-8 text prev_hash ‖ canonical (prev_hash as its 64 lower-case hex digits), in hex. */
 export function chainHash(prevHash: string, canonical: string): string {
   return hash("sha256", prevHash + canonical, "hex");
+}
+
+/**
+ * `chainHash(prevHash, canonicalEvent(…))` of an event waiting for its
+ * commit, whose canonical body is already UTF-8 (`EncodedRecord`): the
+ * bytes are put together in `scratch` (grown when too small) instead of
+ * making the text again.
+ */
+export function encodedChainHash(prevHash: string, r: EncodedRecord, receivedAtUs: number, chainId: string, seq: number, scratch: { bytes: Buffer }): string {
+  const start = `${prevHash}${canonicalStart(r.tenantId, chainId, seq)}`;
+  const end = canonicalEnd(receivedAtUs);
+  const { utf8, rowHeadAt } = r.encoded;
+  const size = Buffer.byteLength(start) + rowHeadAt + end.length;
+  if (scratch.bytes.length < size) scratch.bytes = Buffer.allocUnsafe(Math.max(size, 2 * scratch.bytes.length));
+  const bytes = scratch.bytes;
+  let at = bytes.write(start, 0);
+  at += utf8.copy(bytes, at, 0, rowHeadAt);
+  at += bytes.write(end, at, "latin1");
+  return hash("sha256", bytes.subarray(0, at), "hex");
 }
 
 export interface CheckpointFields {

@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { EncodedRecord } from "../store/event-row.ts";
-import { canonicalCheckpoint, canonicalEvent, chainHash, GENESIS_HASH } from "./canonical.ts";
+import { canonicalCheckpoint, encodedChainHash, GENESIS_HASH } from "./canonical.ts";
 import type { CheckpointSigner } from "./signing-key.ts";
 
 interface Head {
@@ -27,6 +27,7 @@ export interface Chainer {
  */
 export function createChainer(deps: { client: ClickHouseClient; chainId: string; signer: CheckpointSigner }): Chainer {
   let heads = new Map<string, Head>();
+  const scratch = { bytes: Buffer.allocUnsafe(16 * 1024) };
 
   /**
    * The stored head of each tenant's chain. The newest checkpoint says where
@@ -74,7 +75,7 @@ export function createChainer(deps: { client: ClickHouseClient; chainId: string;
       for (const r of records) {
         const head = next.get(r.tenantId) ?? heads.get(r.tenantId)!;
         const seq = head.seq + 1;
-        const hash = chainHash(head.hash, canonicalEvent(r, receivedAtUs, deps.chainId, seq));
+        const hash = encodedChainHash(head.hash, r, receivedAtUs, deps.chainId, seq, scratch);
         r.link = { chainId: deps.chainId, seq, prevHash: head.hash, hash };
         next.set(r.tenantId, { seq, hash, last: r });
       }

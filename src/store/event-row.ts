@@ -38,10 +38,11 @@ export interface EventRecord {
  * identity, its time, its arrival encodings (made on arrival so the commit
  * step, which runs one batch at a time, only appends the commit-time fields)
  * and, once chained, its link.
- * The rest of the event is inside `encoded.rowHead`, from which
+ * The rest of the event is inside the row head, from which
  * `recordFromEncoded` rebuilds the whole record (for the live tail). A
- * queued event is then a few objects instead of the decoded record's
- * thirty, which every scavenge copied while it waited (bench/RESULTS.md,
+ * queued event is then a few objects and a slice of a buffer outside the
+ * heap, instead of the decoded record's thirty objects or its encodings'
+ * strings, which every scavenge copied while it waited (bench/RESULTS.md,
  * "garbage that dies young").
  */
 export interface EncodedRecord {
@@ -49,9 +50,19 @@ export interface EncodedRecord {
   id: string;
   /** Microseconds since the epoch. */
   timeUs: number;
-  encoded: { canonicalBody: string; rowHead: string };
+  encoded: ArrivalEncoding;
   /** Set by the committer, just before the insert. */
   link?: ChainLink;
+}
+
+/**
+ * The encodings made on arrival (src/ingest/arrival-encoding.ts), as UTF-8:
+ * the canonical body (src/integrity/canonical.ts) up to `rowHeadAt`, then
+ * the row head (`insertRowHead`, without its closing bracket).
+ */
+export interface ArrivalEncoding {
+  utf8: Buffer;
+  rowHeadAt: number;
 }
 
 /** Where an event sits on its hash chain (README, "Tamper evidence"). */
@@ -128,13 +139,16 @@ export function insertRowHead(r: EventRecord): string {
  * One JSONCompactEachRow row (one line of text, no newline) in INSERT_COLUMNS
  * order; `receivedAt` is `dateTime64` of the batch's commit time, made once per batch.
  */
-export function insertRowJson(r: EventRecord | EncodedRecord, receivedAt: string, retentionDays: number): string {
-  const head = "encoded" in r ? r.encoded.rowHead : insertRowHead(r);
-  const link = r.link;
-  if (!link) return `${head},"${receivedAt}",${retentionDays},"",0,"","","",""]`;
+export function insertRowJson(r: EventRecord, receivedAt: string, retentionDays: number): string {
+  return `${insertRowHead(r)}${insertRowTail(r.link, receivedAt, retentionDays)}`;
+}
+
+/** What follows the row head: the columns a commit decides, and the closing bracket. */
+export function insertRowTail(link: ChainLink | undefined, receivedAt: string, retentionDays: number): string {
+  if (!link) return `,"${receivedAt}",${retentionDays},"",0,"","","",""]`;
   // Dates, numbers and hex hashes need no JSON escaping; the ids and the signature do.
   const checkpoint = link.checkpoint ? `${JSON.stringify(link.checkpoint.signature)},${JSON.stringify(link.checkpoint.keyId)}` : `"",""`;
-  return `${head},"${receivedAt}",${retentionDays},${JSON.stringify(link.chainId)},${link.seq},"${link.prevHash}","${link.hash}",${checkpoint}]`;
+  return `,"${receivedAt}",${retentionDays},${JSON.stringify(link.chainId)},${link.seq},"${link.prevHash}","${link.hash}",${checkpoint}]`;
 }
 
 /** The row head's values, in INSERT_COLUMNS order up to `after`. */
@@ -147,7 +161,7 @@ type RowHeadValues = [
 
 /** The whole record an event waiting for its commit was made from, with its link. */
 export function recordFromEncoded(r: EncodedRecord): EventRecord {
-  const v = JSON.parse(`${r.encoded.rowHead}]`) as RowHeadValues;
+  const v = JSON.parse(`${r.encoded.utf8.toString("utf8", r.encoded.rowHeadAt)}]`) as RowHeadValues;
   return {
     tenantId: v[0], id: v[1], timeUs: r.timeUs, utcOffsetMinutes: v[3], type: v[4], action: v[5],
     outcome: OUTCOME_BY_NAME[v[6]] ?? Outcome.UNSPECIFIED, severity: SEVERITY_BY_NAME[v[7]] ?? Severity.UNSPECIFIED,

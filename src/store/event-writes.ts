@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { InsertSettings, RowInserter } from "./client.ts";
-import { dateTime64, INSERT_COLUMNS } from "./event-row.ts";
+import { dateTime64, INSERT_COLUMNS, type EncodedRecord } from "./event-row.ts";
 import { mayBeServerMade } from "../ingest/uuid7.ts";
 import { TEXT_INDEX_NAMES } from "./schema.ts";
 
@@ -25,6 +25,25 @@ export function eventRowsBody(rows: (string | unknown[])[]): Buffer {
   let body = "";
   for (const row of rows) body += `${typeof row === "string" ? row : JSON.stringify(row)}\n`;
   return Buffer.from(body);
+}
+
+/**
+ * The rows of events waiting for their commit, as the body of one INSERT:
+ * each row's head copied from the event's arrival encoding (UTF-8 already),
+ * then its tail (`tailOf`: the columns the commit decides) and a newline.
+ */
+export function encodedRowsBody(records: EncodedRecord[], tailOf: (r: EncodedRecord) => string): Buffer {
+  const tails = records.map(tailOf);
+  let size = records.length;
+  records.forEach(({ encoded }, i) => (size += encoded.utf8.length - encoded.rowHeadAt + Buffer.byteLength(tails[i])));
+  const body = Buffer.allocUnsafe(size);
+  let at = 0;
+  records.forEach(({ encoded }, i) => {
+    at += encoded.utf8.copy(body, at, encoded.rowHeadAt);
+    at += body.write(tails[i], at);
+    body[at++] = 0x0a;
+  });
+  return body;
 }
 
 /** One block, one INSERT: the unit of group commit. */

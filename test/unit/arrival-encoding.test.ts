@@ -5,7 +5,7 @@ import { mulberry32, realisticEvent } from "../../bench/realistic-events.ts";
 import { loadConfig } from "../../src/config.ts";
 import { arrivalEncoding } from "../../src/ingest/arrival-encoding.ts";
 import { validateEvent } from "../../src/ingest/validate.ts";
-import { canonicalBody } from "../../src/integrity/canonical.ts";
+import { canonicalBody, canonicalEvent, chainHash, encodedChainHash } from "../../src/integrity/canonical.ts";
 import { insertRowHead, recordFromEncoded, type EventRecord } from "../../src/store/event-row.ts";
 import { encodeOnArrival } from "../../src/ingest/commit.ts";
 
@@ -18,6 +18,8 @@ import { encodeOnArrival } from "../../src/ingest/commit.ts";
  */
 const limits = loadConfig({ AUDITLOG_DATA_DIR: "/tmp/unused" }).ingest.limits;
 const NOW_US = Date.now() * 1000;
+// Small, so that long events make it grow.
+const scratch = { bytes: Buffer.alloc(64) };
 
 function record(init: MessageInitShape<typeof EventSchema>): EventRecord {
   const result = validateEvent(create(EventSchema, init), "tenant-ü", NOW_US, limits);
@@ -26,14 +28,20 @@ function record(init: MessageInitShape<typeof EventSchema>): EventRecord {
 }
 
 function checkAgainstReferences(r: EventRecord) {
-  const { canonicalBody: body, rowHead } = arrivalEncoding(r);
+  const { utf8, rowHeadAt } = arrivalEncoding(r);
+  const body = utf8.toString("utf8", 0, rowHeadAt);
+  const rowHead = utf8.toString("utf8", rowHeadAt);
   expect(body).toBe(canonicalBody(r));
+  // The chain hash of a queued event, made from those bytes, is the hash of its canonical text.
+  const queued = encodeOnArrival(r).record;
+  const prev = "ab".repeat(32);
+  expect(encodedChainHash(prev, queued, 1_795_000_000_000_001, "chain-ü", 42, scratch)).toBe(chainHash(prev, canonicalEvent(r, 1_795_000_000_000_001, "chain-ü", 42)));
   const row = JSON.parse(`${rowHead}]`) as unknown[];
   const reference = JSON.parse(`${insertRowHead(r)}]`) as unknown[];
   expect(row).toEqual(reference);
   // The queue holds only the encodings; the live tail gets the record back from them.
   // (JSON has no -0: an offset of -0 minutes comes back as 0, the same offset.)
-  expect(recordFromEncoded(encodeOnArrival(r).record)).toEqual({ ...r, utcOffsetMinutes: r.utcOffsetMinutes || 0 });
+  expect(recordFromEncoded(queued)).toEqual({ ...r, utcOffsetMinutes: r.utcOffsetMinutes || 0 });
 }
 
 const TEXT = ['plain', 'quotes " and \\ backslash', "line\nbreak\ttab\u0000nul", "ünïcödé 日本語 🎉", "\u2028\u2029", ""];

@@ -5,7 +5,9 @@ import { GetStatsResponseWireSchema } from "../../src/query/query-wire-schema.ts
 import { encodedStatsResponse, statsResponse, type StatsResult } from "../../src/query/stats.ts";
 import { parseDuration } from "../../src/auth/token.ts";
 import { mayBeServerMade, serverEventId as uuidv7 } from "../../src/ingest/uuid7.ts";
-import { dateTime64, insertRowHead, insertRowJson, type EventRecord } from "../../src/store/event-row.ts";
+import { dateTime64, insertRowJson, insertRowTail, type EventRecord } from "../../src/store/event-row.ts";
+import { encodeOnArrival } from "../../src/ingest/commit.ts";
+import { encodedRowsBody } from "../../src/store/event-writes.ts";
 import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { parseError } from "@clickhouse/client";
 import { Code } from "@connectrpc/connect";
@@ -145,9 +147,11 @@ describe("insert row text", () => {
     const hash = "ab".repeat(32);
     const linked = { ...record, link: { chainId: "c\"1", seq: 12, prevHash: "0".repeat(64), hash, checkpoint: { signature: "s+/=", keyId: "k" } } };
     expect(JSON.parse(insertRowJson(linked, "2026-11-23 12:00:00.000001", 90))).toEqual(columns(["c\"1", 12, "0".repeat(64), hash, "s+/=", "k"]));
-    expect(insertRowJson({ ...linked, encoded: { canonicalBody: "", rowHead: insertRowHead(linked) } }, "2026-11-23 12:00:00.000001", 90)).toBe(
-      insertRowJson(linked, "2026-11-23 12:00:00.000001", 90),
-    );
+    // A queued event's row: its head from the arrival encoding (attributes in sorted order), its tail at commit.
+    const queued = [record, linked].map((r) => ({ ...encodeOnArrival(r).record, link: r.link }));
+    const body = encodedRowsBody(queued, (r) => insertRowTail(r.link, "2026-11-23 12:00:00.000001", 90)).toString();
+    expect(body.endsWith("\n")).toBe(true);
+    expect(body.slice(0, -1).split("\n").map((line) => JSON.parse(line))).toEqual([columns(["", 0, "", "", "", ""]), columns(["c\"1", 12, "0".repeat(64), hash, "s+/=", "k"])]);
   });
 });
 

@@ -63,7 +63,7 @@ describe("TailHub and its bounded subscriptions", () => {
   let errors: unknown[] = [];
   /** A committed row whose text cannot be read back (it never happens to rows the server wrote). */
   const unreadable = (tenantId: string): PendingEvent => ({
-    record: { tenantId, id: "9", timeUs: 0, encoded: { canonicalBody: "", rowHead: "not json" } },
+    record: { tenantId, id: "9", timeUs: 0, encoded: { utf8: Buffer.from("not json"), rowHeadAt: 0 } },
     clientId: true,
     bytes: 1,
     weight: 1,
