@@ -113,10 +113,12 @@ export function createCommitter(deps: {
     const seen = new Set<string>();
     const lookups: { tenantId: string; id: string }[] = [];
     batch.forEach(({ record, clientId }, i) => {
+      // Only a client's id can come twice: the ids the server makes are new.
+      if (!clientId) return;
       const key = idKey(record.tenantId, record.id);
       if (seen.has(key)) stored[i] = false;
       seen.add(key);
-      if (clientId) lookups.push({ tenantId: record.tenantId, id: record.id });
+      lookups.push({ tenantId: record.tenantId, id: record.id });
     });
     const startedAt = performance.now();
     let failed = true;
@@ -124,7 +126,7 @@ export function createCommitter(deps: {
       const existing = await findStoredIds(deps.client, lookups, { nowMs: Date.now(), dedupWindowDays: deps.dedupWindowDays });
       const lookedUpAt = performance.now();
       const inserted = batch.filter((event, i) => {
-        if (stored[i] && existing.has(idKey(event.record.tenantId, event.record.id))) stored[i] = false;
+        if (stored[i] && event.clientId && existing.has(idKey(event.record.tenantId, event.record.id))) stored[i] = false;
         return stored[i];
       });
       const advanceChains = deps.chainer ? await deps.chainer.link(inserted.map((e) => e.record), receivedAtUs) : () => {};

@@ -1,5 +1,6 @@
 import { hash } from "node:crypto";
 import { outcomeName, severityName, type EncodedRecord, type EventRecord } from "../store/event-row.ts";
+import type { JsonBytesWriter } from "../wire/json-bytes.ts";
 
 /** The prev_hash of the first event of every chain. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -49,7 +50,8 @@ export function canonicalEvent(r: EventRecord, receivedAtUs: number, chainId: st
 }
 
 /** The canonical array up to its body, and after it. */
-const canonicalStart = (tenantId: string, chainId: string, seq: number) => `["auditlog.event.v1",${JSON.stringify(tenantId)},${JSON.stringify(chainId)},${seq},`;
+const EVENT_TAG = '["auditlog.event.v1",';
+const canonicalStart = (tenantId: string, chainId: string, seq: number) => `${EVENT_TAG}${JSON.stringify(tenantId)},${JSON.stringify(chainId)},${seq},`;
 const canonicalEnd = (receivedAtUs: number) => `,${receivedAtUs}]`;
 
 /**
@@ -77,20 +79,19 @@ export function chainHash(prevHash: string, canonical: string): string {
 /**
  * `chainHash(prevHash, canonicalEvent(…))` of an event waiting for its
  * commit, whose canonical body is already UTF-8 (`EncodedRecord`): the
- * bytes are put together in `scratch` (grown when too small) instead of
- * making the text again.
+ * bytes are put together in `scratch` instead of making the text again.
  */
-export function encodedChainHash(prevHash: string, r: EncodedRecord, receivedAtUs: number, chainId: string, seq: number, scratch: { bytes: Buffer }): string {
-  const start = `${prevHash}${canonicalStart(r.tenantId, chainId, seq)}`;
-  const end = canonicalEnd(receivedAtUs);
-  const { utf8, rowHeadAt } = r.encoded;
-  const size = Buffer.byteLength(start) + rowHeadAt + end.length;
-  if (scratch.bytes.length < size) scratch.bytes = Buffer.allocUnsafe(Math.max(size, 2 * scratch.bytes.length));
-  const bytes = scratch.bytes;
-  let at = bytes.write(start, 0);
-  at += utf8.copy(bytes, at, 0, rowHeadAt);
-  at += bytes.write(end, at, "latin1");
-  return hash("sha256", bytes.subarray(0, at), "hex");
+export function encodedChainHash(prevHash: string, r: EncodedRecord, receivedAtUs: number, chainId: string, seq: number, scratch: JsonBytesWriter): string {
+  scratch.clear();
+  scratch.ascii(prevHash);
+  scratch.ascii(EVENT_TAG);
+  scratch.jsonString(r.tenantId);
+  scratch.ascii(",");
+  scratch.jsonString(chainId);
+  scratch.ascii(`,${seq},`);
+  scratch.bytesOf(r.encoded.utf8, 0, r.encoded.rowHeadAt);
+  scratch.ascii(canonicalEnd(receivedAtUs));
+  return hash("sha256", scratch.written(), "hex");
 }
 
 export interface CheckpointFields {

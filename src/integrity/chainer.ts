@@ -2,6 +2,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { EncodedRecord } from "../store/event-row.ts";
 import { canonicalCheckpoint, encodedChainHash, GENESIS_HASH } from "./canonical.ts";
 import type { CheckpointSigner } from "./signing-key.ts";
+import { jsonBytesWriter } from "../wire/json-bytes.ts";
 
 interface Head {
   seq: number;
@@ -27,7 +28,7 @@ export interface Chainer {
  */
 export function createChainer(deps: { client: ClickHouseClient; chainId: string; signer: CheckpointSigner }): Chainer {
   let heads = new Map<string, Head>();
-  const scratch = { bytes: Buffer.allocUnsafe(16 * 1024) };
+  const scratch = jsonBytesWriter();
 
   /**
    * The stored head of each tenant's chain. The newest checkpoint says where

@@ -8,6 +8,7 @@ import { validateEvent } from "../../src/ingest/validate.ts";
 import { canonicalBody, canonicalEvent, chainHash, encodedChainHash } from "../../src/integrity/canonical.ts";
 import { insertRowHead, recordFromEncoded, type EventRecord } from "../../src/store/event-row.ts";
 import { encodeOnArrival } from "../../src/ingest/commit.ts";
+import { jsonBytesWriter } from "../../src/wire/json-bytes.ts";
 
 /**
  * The ingest path encodes each event once on arrival (arrivalEncoding); the
@@ -19,7 +20,7 @@ import { encodeOnArrival } from "../../src/ingest/commit.ts";
 const limits = loadConfig({ AUDITLOG_DATA_DIR: "/tmp/unused" }).ingest.limits;
 const NOW_US = Date.now() * 1000;
 // Small, so that long events make it grow.
-const scratch = { bytes: Buffer.alloc(64) };
+const scratch = jsonBytesWriter(64);
 
 function record(init: MessageInitShape<typeof EventSchema>): EventRecord {
   const result = validateEvent(create(EventSchema, init), "tenant-ü", NOW_US, limits);
