@@ -24,6 +24,8 @@ import { dateTime64, outcomeName, severityName, type ArrivalEncoding, type Event
  */
 export function arrivalEncoding(r: EventRecord): ArrivalEncoding {
   const w = writer;
+  // From the start, even if an earlier call threw half-way.
+  w.clear();
   w.jsonString(r.id);
   const idEnd = w.at;
   w.ascii(`,${r.timeUs},`);

@@ -21,10 +21,9 @@ export interface PendingEvent {
 
 /**
  * Memory a queued event holds beyond its encodings' bytes: its objects (the
- * record, its id and tenant, the buffer's view) and its share of the
- * buffer pool's slack. Measured by test/unit/queue-weight.test.ts: a
- * realistic event (25 fields, 8 attributes) holds about 1.3 KB while it
- * waits, a minimal one 0.4 KB.
+ * record, its id and tenant, its buffer's). Measured by
+ * test/unit/queue-weight.test.ts: a realistic event (25 fields, 8
+ * attributes) holds about 1.4 KB while it waits, a minimal one 0.5 KB.
  */
 const EVENT_OVERHEAD_BYTES = 256;
 

@@ -345,12 +345,20 @@ function readString(c: Cursor): string {
   let high = 0;
   for (let j = from; j < to; j++) high |= buf[j];
   if (high & 0x80) return decodeUtf8(buf, from, to);
-  return latin1Slice.call(buf, from, to);
+  return latin1(buf, from, to);
 }
 
-// ASCII bytes are their own Latin-1 characters: Node's native slice makes
-// the string in one piece (Buffer#latin1Slice works on any Uint8Array).
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
+/**
+ * ASCII bytes are their own Latin-1 characters: Node's native slice makes
+ * the string in one piece. `Buffer#latin1Slice` (what `toString("latin1")`
+ * calls, and it works on any Uint8Array) is not documented, so a Node
+ * without it gets the documented way, a Buffer view made for each string.
+ */
+const nativeLatin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+const latin1: (buf: Uint8Array, from: number, to: number) => string =
+  typeof nativeLatin1Slice === "function"
+    ? (buf, from, to) => nativeLatin1Slice.call(buf, from, to)
+    : (buf, from, to) => Buffer.from(buf.buffer, buf.byteOffset + from, to - from).toString("latin1");
 
 function decodeUtf8(buf: Uint8Array, from: number, to: number): string {
   try {

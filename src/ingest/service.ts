@@ -70,7 +70,7 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
   const perTenant = new Map<string, number>();
   // Only an admin names other tenants; each one named is looked up once per request.
   const known = new Map<string, boolean>([[principal.tenant, true]]);
-  const now = nowMicros();
+  let now = nowMicros();
   for (let i = 0; i < inputs.length; i++) {
     const event = decoded(inputs[i]);
     const index = BigInt(firstIndex + i);
@@ -86,7 +86,11 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
       continue;
     }
     let exists = known.get(tenant.tenant);
-    if (exists === undefined) known.set(tenant.tenant, (exists = await deps.resolveTenant(tenant.tenant)));
+    if (exists === undefined) {
+      known.set(tenant.tenant, (exists = await deps.resolveTenant(tenant.tenant)));
+      // Times default to, and are checked against, the clock after the lookup.
+      now = nowMicros();
+    }
     if (!exists) {
       const reason = `tenant "${tenant.tenant}" does not exist; create it with TenantService.CreateTenant first`;
       prepared.rejections.push(create(EventRejectionSchema, { index, field: "tenant_id", reason, code: "not_found" }));

@@ -21,7 +21,7 @@ export interface JsonBytesWriter {
   again(from: number, to: number): void;
   /** Bytes from another buffer, as they are. */
   bytesOf(source: Buffer, from: number, to: number): void;
-  /** The bytes written since the last take or clear, in a buffer of their own; starts over. */
+  /** The bytes written since the last take or clear, in a buffer of their own (not a slice of a shared pool); starts over. */
   take(): Buffer;
   /** The bytes written since the last take or clear, in place: valid until the next write. */
   written(): Buffer;
@@ -51,7 +51,7 @@ export function jsonBytesWriter(initialBytes = 16 * 1024): JsonBytesWriter {
       at += n;
     },
     utf8(text) {
-      room(3 * text.length);
+      room(Buffer.byteLength(text));
       at += bytes.write(text, at, "utf8");
     },
     jsonString(text) {
@@ -82,11 +82,15 @@ export function jsonBytesWriter(initialBytes = 16 * 1024): JsonBytesWriter {
     },
     clear() {
       at = 0;
+      // One huge value does not keep its scratch space forever.
+      if (bytes.length > 16 * initialBytes) bytes = Buffer.allocUnsafe(initialBytes);
     },
     take() {
-      const out = Buffer.allocUnsafe(at);
+      // Memory of its own: a slice of Node's shared pool would keep the
+      // whole 8 KB slab alive, others' bytes too, for as long as it is held.
+      const out = Buffer.allocUnsafeSlow(at);
       bytes.copy(out, 0, 0, at);
-      at = 0;
+      writer.clear();
       return out;
     },
   };

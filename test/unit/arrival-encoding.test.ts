@@ -48,6 +48,13 @@ function checkAgainstReferences(r: EventRecord) {
 const TEXT = ['plain', 'quotes " and \\ backslash', "line\nbreak\ttab\u0000nul", "ünïcödé 日本語 🎉", "\u2028\u2029", ""];
 
 describe("arrival encoding", () => {
+  it("starts from nothing after an encoding that failed half-way (its scratch space is shared)", () => {
+    const r = record(realisticEvent(1));
+    // Validation never lets such a document through; the encoder must not depend on it.
+    expect(() => arrivalEncoding({ ...r, before: "{not json" })).toThrow();
+    checkAgainstReferences(r);
+  });
+
   it("equals the reference encoders on 2,000 realistic events", () => {
     for (let n = 0; n < 2000; n++) checkAgainstReferences(record(realisticEvent(n)));
   });

@@ -31,4 +31,11 @@ describe("jsonBytesWriter", () => {
     w.ascii("again");
     expect(w.take().toString()).toBe("again");
   });
+
+  it("hands out buffers of their own, not slices of Node's shared pool (a queued event's weight is its bytes)", () => {
+    const w = jsonBytesWriter();
+    w.ascii("short");
+    const taken = w.take();
+    expect(taken.buffer.byteLength).toBe(taken.length);
+  });
 });

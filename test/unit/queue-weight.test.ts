@@ -38,8 +38,7 @@ function heldPerEvent(make: (i: number) => Parameters<typeof create<typeof Event
     const { record, weight } = encodeOnArrival(result.record);
     queued.push({ record, bytes: weight });
   }
-  // Outside the heap: the buffers the encodings are in, whole (small
-  // buffers share pooled 8 KB slabs).
+  // Outside the heap: the memory of the buffers the encodings are in.
   const buffers = new Set(queued.map((q) => q.record.encoded.utf8.buffer));
   const outside = [...buffers].reduce((n, b) => n + b.byteLength, 0);
   const held = (heapInUse() - before + outside) / N;
