@@ -12,7 +12,7 @@ import { loadConfig } from "../src/config.ts";
 import { validateEvent } from "../src/ingest/validate.ts";
 import { dateTime64, INSERT_COLUMNS, toInsertRow } from "../src/store/event-row.ts";
 import { openStoreClient } from "../src/store/client.ts";
-import { eventRowsBody, insertEventRows } from "../src/store/event-writes.ts";
+import { insertEventRows } from "../src/store/event-writes.ts";
 import { migrate } from "../src/store/schema.ts";
 import { realisticEvent } from "./realistic-events.ts";
 
@@ -47,7 +47,7 @@ for (let done = 0; done < total; done += BATCH) {
     row[RECEIVED_AT] = dateTime64(Math.min(nowUs, Math.floor(timeUs / 1_000_000) * 1_000_000 + 1_000_000));
     rows.push(row);
   }
-  await insertEventRows(insertRows, eventRowsBody(rows));
+  await insertEventRows(insertRows, Buffer.from(rows.map((row) => `${JSON.stringify(row)}\n`).join("")));
 }
 const seconds = (performance.now() - started) / 1000;
 await client.command({ query: "OPTIMIZE TABLE events FINAL" }).catch(() => {});

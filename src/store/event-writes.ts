@@ -16,19 +16,8 @@ import { TEXT_INDEX_NAMES } from "./schema.ts";
 export const EVENT_INSERT_SETTINGS: InsertSettings = { exclude_materialize_skip_indexes_on_insert: TEXT_INDEX_NAMES.join(", ") };
 
 /**
- * A block's rows as the body of one INSERT: JSONCompactEachRow lines (rows
- * given as lines, or as values to make them of). Made before the INSERT is
- * awaited, so the rows' strings are garbage by then instead of being held,
- * and copied by scavenges, for as long as the engine takes.
- */
-export function eventRowsBody(rows: (string | unknown[])[]): Buffer {
-  let body = "";
-  for (const row of rows) body += `${typeof row === "string" ? row : JSON.stringify(row)}\n`;
-  return Buffer.from(body);
-}
-
-/**
- * The rows of events waiting for their commit, as the body of one INSERT:
+ * The rows of events waiting for their commit, as the body of one INSERT
+ * (JSONCompactEachRow lines), made before the INSERT is awaited:
  * each row's head copied from the event's arrival encoding (UTF-8 already),
  * then its tail (`tailOf`: the columns the commit decides) and a newline.
  */
