@@ -1,5 +1,5 @@
 /** What the benchmarks share: process probes, load clients, table helpers. */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { appendFileSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
@@ -41,7 +41,35 @@ export function rssSampler(pid: number, everyMs = 50) {
 export const adminToken = () =>
   mintToken(TEST_SECRET, { tenant: "", roles: ["admin"], subject: "bench", ttlSeconds: 3600 }, { tenant: "tenant", roles: "roles" });
 
-/** Drives a server from `processes` load-client processes (bench/load-client.ts). */
+/** One load-client process: `ready` once set up, `go()` starts it, `result` is its JSON line. */
+function loadClient(args: string[]) {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench/load-client.ts"), ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+  const exited = new Promise<void>((resolve, reject) =>
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`load client exited with ${code}: ${stderr.slice(-2000)}`)))),
+  );
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk;
+      if (stdout.startsWith("ready\n")) resolve();
+    });
+    exited.then(() => reject(new Error("load client ended before it was ready")), reject);
+  });
+  return {
+    ready,
+    go: () => child.stdin.end("go\n"),
+    kill: () => child.kill(),
+    result: exited.then(() => JSON.parse(stdout.slice("ready\n".length)) as { acked: number; cpuSeconds: number; latenciesMs: number[] }),
+  };
+}
+
+/**
+ * Drives a server from `processes` load-client processes (bench/load-client.ts),
+ * started together once all are ready; `seconds` and `clientCpuSeconds` count
+ * from that start.
+ */
 export async function runLoadClients(opts: {
   baseUrl: string;
   token: string;
@@ -55,18 +83,23 @@ export async function runLoadClients(opts: {
   mode?: "grpc" | "grpc-open" | "append-json";
 }) {
   const perProcess = Math.ceil(opts.events / opts.processes);
-  const started = performance.now();
-  const results = await Promise.all(
-    Array.from({ length: opts.processes }, () =>
-      run(process.execPath, [
-        "--import", "tsx", join(ROOT, "bench/load-client.ts"), opts.baseUrl, opts.token, String(perProcess),
-        String(opts.streamsPerProcess), String(opts.perMessage), String((opts.rate ?? 0) / opts.processes), opts.mode ?? "grpc",
-      ], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }).then((r) => JSON.parse(r.stdout) as { acked: number; latenciesMs: number[] }),
-    ),
+  const clients = Array.from({ length: opts.processes }, () =>
+    loadClient([
+      opts.baseUrl, opts.token, String(perProcess), String(opts.streamsPerProcess), String(opts.perMessage),
+      String((opts.rate ?? 0) / opts.processes), opts.mode ?? "grpc",
+    ]),
   );
+  await Promise.all(clients.map((c) => c.ready)).catch((err) => {
+    for (const c of clients) c.kill();
+    throw err;
+  });
+  const started = performance.now();
+  for (const c of clients) c.go();
+  const results = await Promise.all(clients.map((c) => c.result));
   return {
     seconds: (performance.now() - started) / 1000,
     acked: results.reduce((n, r) => n + r.acked, 0),
+    clientCpuSeconds: results.reduce((n, r) => n + r.cpuSeconds, 0),
     latenciesMs: results.flatMap((r) => r.latenciesMs),
   };
 }

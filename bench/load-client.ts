@@ -19,6 +19,10 @@
  * Encoding protobuf costs a JS client more CPU than the server spends storing
  * the events, so a pool of requests is encoded once and the bytes are sent
  * again and again (ids are left to the server, so repeats are new events).
+ *
+ * Start-up is kept out of the measurement: the process prints `ready` once
+ * its requests are encoded and its channel is connected, and starts when a
+ * line arrives on its stdin. The JSON line reports the CPU it spent from then on.
  */
 import { create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -61,10 +65,21 @@ const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecur
 const metadata = new grpc.Metadata();
 metadata.set("authorization", `Bearer ${token}`);
 
+const jsonPool = mode === "append-json" ? pool.map((b) => toJsonString(AppendRequestSchema, create(AppendRequestSchema, { events: fromBinary(IngestRequestSchema, b).events }))) : [];
+
+// Ready (modules loaded, requests encoded, channel connected: about 3 s of
+// CPU), then wait for the harness's "go", so that one client's start-up
+// neither counts in the measured time nor competes with another's load.
+if (mode !== "append-json") await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
+process.stdout.write("ready\n");
+await new Promise((resolve) => process.stdin.once("data", resolve));
+process.stdin.pause();
+
 const latenciesMs: number[] = [];
 let sent = 0;
 let acked = 0;
 const started = performance.now();
+const cpuAtStart = process.cpuUsage();
 
 /** One Ingest stream of `messages` messages; its latency counts from `since` (default: its last message sent). */
 async function ingestOnce(messages: number, offset: number, since?: number, measured = true): Promise<IngestResponse> {
@@ -118,8 +133,6 @@ async function openLoop() {
   await Promise.all(inFlight);
 }
 
-const jsonPool = mode === "append-json" ? pool.map((b) => toJsonString(AppendRequestSchema, create(AppendRequestSchema, { events: fromBinary(IngestRequestSchema, b).events }))) : [];
-
 async function appendWorker(w: number) {
   for (let offset = w * perMessage; offset < totalEvents; offset += streams * perMessage) {
     sent += perMessage;
@@ -146,5 +159,6 @@ if (mode === "grpc-open") {
 } else {
   await Promise.all(Array.from({ length: streams }, (_, w) => (mode === "append-json" ? appendWorker(w) : worker(w))));
 }
+const cpu = process.cpuUsage(cpuAtStart);
 client.close();
-process.stdout.write(JSON.stringify({ acked, seconds: (performance.now() - started) / 1000, latenciesMs }) + "\n");
+process.stdout.write(JSON.stringify({ acked, seconds: (performance.now() - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, latenciesMs }) + "\n");
