@@ -7,9 +7,9 @@
  * bench/RESULTS.md. Absolute numbers depend on the machine; compare the rows
  * of one run with each other.
  *
- * BENCH_EVENTS (default 1,000,000) events for the main scenario, a third of
- * that for the others. The latency scenario offers half of the maximum
- * measured again right before it. BENCH_ONLY=chain compares hash chaining on and off;
+ * BENCH_EVENTS (default 1,000,000) events for the main scenario and the
+ * latency scenario, a third of that for the others. The latency scenario
+ * offers half of the maximum measured again right before it. BENCH_ONLY=chain compares hash chaining on and off;
  * BENCH_ONLY=batch compares batch windows and sizes.
  */
 import { join } from "node:path";
@@ -123,9 +123,12 @@ async function main() {
     // Open loop: streams start on schedule whatever the answers before them
     // do, so the latency of each is measured (hundreds of samples, not one per
     // 10,000 events) and a slow answer cannot slow down the offered load.
+    // As many events as the main scenario (about 2,000 samples at this
+    // machine's half load): the p99 of the 600 a third of them gave swung
+    // from 250 to 700 ms between runs of the same code.
     const half = await scenario({
       ...main,
-      events: SHORT,
+      events: EVENTS,
       name: `offered 50% of max (${Math.round(max / 2)}/s), open loop: a stream of one 500-event message every ${Math.round((500 / (max / 2)) * 1000 * CLIENT_PROCESSES)} ms per client`,
       rate: Math.round(max / 2),
       mode: "grpc-open",
@@ -137,7 +140,7 @@ async function main() {
     `## Ingest — ${new Date().toISOString().slice(0, 16)}Z`,
     "",
     `${environmentLine()}; ` +
-      `${EVENTS} events in the default scenario, ${SHORT} in the others, from ${CLIENT_PROCESSES} client processes, timed from the moment both are ready (requests encoded, channel connected) to the last acknowledgement; ack latency = end of a stream (20 messages) → its acknowledgement (for Append: request → answer; in the open loop: a stream's scheduled start → its acknowledgement, after 3 s of warm-up at the same rate).`,
+      `${EVENTS} events in the default scenario and the open loop, ${SHORT} in the others, from ${CLIENT_PROCESSES} client processes, timed from the moment both are ready (requests encoded, channel connected) to the last acknowledgement; ack latency = end of a stream (20 messages) → its acknowledgement (for Append: request → answer; in the open loop: a stream's scheduled start → its acknowledgement, after 3 s of warm-up at the same rate).`,
     "",
     `Raw baseline (same rows straight into chDB, 10k per INSERT, one process): **${raw.eventsPerSec} events/s**, ${mib(raw.disk)} MiB on disk.`,
     "",
