@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from "node:crypto";
+import { createPublicKey, webcrypto, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
   createRemoteJWKSet,
@@ -11,6 +11,7 @@ import {
 import type { AuthConfig } from "../config.ts";
 import { unauthenticated } from "../errors.ts";
 import { isRole, ROLES, type Principal, type Role } from "./principal.ts";
+import { rememberVerified } from "./verified-tokens.ts";
 
 export type VerifyToken = (token: string) => Promise<Principal>;
 
@@ -32,6 +33,11 @@ function readPem(value: string): string {
   return value.includes("-----BEGIN") ? value : readFileSync(value, "utf8");
 }
 
+/** Verified tokens remembered (src/auth/verified-tokens.ts): a few MB at most. */
+const REMEMBERED_TOKENS = 4096;
+/** How long a verified token is trusted without a new check, at most (a key gone from the JWKS stops working within it). */
+const REMEMBERED_MAX_AGE_MS = 60_000;
+
 const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 
 /**
@@ -40,7 +46,10 @@ const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256
  * (algorithm confusion) and `alg: none` is never accepted.
  */
 export function createVerifier(config: AuthConfig, secret: string | undefined): VerifyToken {
-  const hmacKey = secret ? new TextEncoder().encode(secret) : undefined;
+  // Imported once: given the secret's bytes, jose imports a key for every token.
+  const hmacKey = secret
+    ? webcrypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"])
+    : undefined;
   const pemKey = config.publicKeyPem ? createPublicKey(readPem(config.publicKeyPem)) : undefined;
   const pemAlgorithms = pemKey ? algorithmsFor(pemKey) : [];
   const jwks: JWTVerifyGetKey | undefined = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
@@ -59,7 +68,7 @@ export function createVerifier(config: AuthConfig, secret: string | undefined): 
       throw unauthenticated("the bearer token is not a JWT (expected header.payload.signature)");
     }
     if (alg === "HS256" && hmacKey) {
-      return (await jwtVerify(token, hmacKey, { ...common, algorithms: ["HS256"] })).payload;
+      return (await jwtVerify(token, await hmacKey, { ...common, algorithms: ["HS256"] })).payload;
     }
     if (alg && pemKey && pemAlgorithms.includes(alg)) {
       return (await jwtVerify(token, pemKey, { ...common, algorithms: pemAlgorithms })).payload;
@@ -70,15 +79,19 @@ export function createVerifier(config: AuthConfig, secret: string | undefined): 
     throw unauthenticated(`tokens signed with alg "${alg}" are not accepted by this server`);
   }
 
-  return async (token) => {
-    let payload: JWTPayload;
-    try {
-      payload = await verifyPayload(token);
-    } catch (err) {
-      throw unauthenticated(describeJoseError(err));
-    }
-    return principalFrom(payload, config);
-  };
+  return rememberVerified(
+    async (token) => {
+      let payload: JWTPayload;
+      try {
+        payload = await verifyPayload(token);
+      } catch (err) {
+        throw unauthenticated(describeJoseError(err));
+      }
+      // jose has checked that `exp` is there and a number.
+      return { principal: principalFrom(payload, config), expiresAtMs: payload.exp! * 1000 };
+    },
+    { maxTokens: REMEMBERED_TOKENS, maxAgeMs: REMEMBERED_MAX_AGE_MS },
+  );
 }
 
 function describeJoseError(err: unknown): string {
