@@ -41,34 +41,59 @@ export function rssSampler(pid: number, everyMs = 50) {
 export const adminToken = () =>
   mintToken(TEST_SECRET, { tenant: "", roles: ["admin"], subject: "bench", ttlSeconds: 3600 }, { tenant: "tenant", roles: "roles" });
 
-/** One load-client process: `ready` once set up, `go()` starts it, `result` is its JSON line. */
+interface LoadClientResult {
+  acked: number;
+  /** From its start to its last acknowledgement. */
+  seconds: number;
+  cpuSeconds: number;
+  latenciesMs: number[];
+}
+
+/** How long a load client may take to set up (load modules, encode its requests, connect). */
+const READY_TIMEOUT_MS = 60_000;
+
+/**
+ * One load-client process: `ready` once it printed the line `ready`, `go()`
+ * starts it, `result` is the JSON of its last line. A client that fails, or
+ * is not ready in time, rejects both (and is killed).
+ */
 function loadClient(args: string[]) {
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench/load-client.ts"), ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
-  const exited = new Promise<void>((resolve, reject) =>
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`load client exited with ${code}: ${stderr.slice(-2000)}`)))),
-  );
+  // A client that died before its "go" would make the write fail: its exit reports it.
+  child.stdin.on("error", () => {});
+  const lines = () => stdout.split("\n").filter((line) => line.trim() !== "");
+  // "close", not "exit": only then has all of its stdout been read.
+  const closed = new Promise<void>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`load client ended with ${signal ?? `exit code ${code}`}: ${stderr.slice(-2000)}`)),
+    );
+  });
   const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`load client not ready after ${READY_TIMEOUT_MS / 1000} s: ${stderr.slice(-2000)}`)), READY_TIMEOUT_MS);
     child.stdout.on("data", (chunk: Buffer) => {
       stdout += chunk;
-      if (stdout.startsWith("ready\n")) resolve();
+      if (lines().includes("ready")) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
-    exited.then(() => reject(new Error("load client ended before it was ready")), reject);
+    closed.then(() => reject(new Error("load client ended before it was ready")), reject).finally(() => clearTimeout(timer));
   });
-  return {
-    ready,
-    go: () => child.stdin.end("go\n"),
-    kill: () => child.kill(),
-    result: exited.then(() => JSON.parse(stdout.slice("ready\n".length)) as { acked: number; cpuSeconds: number; latenciesMs: number[] }),
-  };
+  const result = closed.then(() => JSON.parse(lines().at(-1) ?? "") as LoadClientResult);
+  // Awaited only once every client is ready; a failure before that is `ready`'s.
+  result.catch(() => {});
+  return { ready, result, go: () => child.stdin.end("go\n"), kill: () => child.kill() };
 }
 
 /**
  * Drives a server from `processes` load-client processes (bench/load-client.ts),
- * started together once all are ready; `seconds` and `clientCpuSeconds` count
- * from that start.
+ * started together once all are ready: `seconds` is from that start to the
+ * last client's last acknowledgement, `clientCpuSeconds` the clients' CPU
+ * from their start. If one client fails, the others are stopped.
  */
 export async function runLoadClients(opts: {
   baseUrl: string;
@@ -89,15 +114,15 @@ export async function runLoadClients(opts: {
       String((opts.rate ?? 0) / opts.processes), opts.mode ?? "grpc",
     ]),
   );
-  await Promise.all(clients.map((c) => c.ready)).catch((err) => {
+  const stopAll = (err: unknown) => {
     for (const c of clients) c.kill();
     throw err;
-  });
-  const started = performance.now();
+  };
+  await Promise.all(clients.map((c) => c.ready)).catch(stopAll);
   for (const c of clients) c.go();
-  const results = await Promise.all(clients.map((c) => c.result));
+  const results = await Promise.all(clients.map((c) => c.result)).catch(stopAll);
   return {
-    seconds: (performance.now() - started) / 1000,
+    seconds: Math.max(...results.map((r) => r.seconds)),
     acked: results.reduce((n, r) => n + r.acked, 0),
     clientCpuSeconds: results.reduce((n, r) => n + r.cpuSeconds, 0),
     latenciesMs: results.flatMap((r) => r.latenciesMs),

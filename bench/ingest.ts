@@ -140,7 +140,7 @@ async function main() {
     `## Ingest — ${new Date().toISOString().slice(0, 16)}Z`,
     "",
     `${environmentLine()}; ` +
-      `${EVENTS} events in the default scenario and the open loop, ${SHORT} in the others, from ${CLIENT_PROCESSES} client processes, timed from the moment both are ready (requests encoded, channel connected) to the last acknowledgement; ack latency = end of a stream (20 messages) → its acknowledgement (for Append: request → answer; in the open loop: a stream's scheduled start → its acknowledgement, after 3 s of warm-up at the same rate).`,
+      `${EVENTS} events in the default scenario and the open loop, ${SHORT} in the others, from ${CLIENT_PROCESSES} client processes, timed from the moment both are ready (requests encoded; over gRPC, channel connected) to the last acknowledgement; ack latency = end of a stream (20 messages) → its acknowledgement (for Append: request → answer; in the open loop: a stream's scheduled start → its acknowledgement, after 3 s of warm-up at the same rate).`,
     "",
     `Raw baseline (same rows straight into chDB, 10k per INSERT, one process): **${raw.eventsPerSec} events/s**, ${mib(raw.disk)} MiB on disk.`,
     "",

@@ -21,8 +21,9 @@
  * again and again (ids are left to the server, so repeats are new events).
  *
  * Start-up is kept out of the measurement: the process prints `ready` once
- * its requests are encoded and its channel is connected, and starts when a
- * line arrives on its stdin. The JSON line reports the CPU it spent from then on.
+ * its requests are encoded (and, over gRPC, its channel is connected), and
+ * starts when a line arrives on its stdin. The JSON line reports the time to
+ * its last acknowledgement and the CPU it spent from then on.
  */
 import { create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -67,8 +68,8 @@ metadata.set("authorization", `Bearer ${token}`);
 
 const jsonPool = mode === "append-json" ? pool.map((b) => toJsonString(AppendRequestSchema, create(AppendRequestSchema, { events: fromBinary(IngestRequestSchema, b).events }))) : [];
 
-// Ready (modules loaded, requests encoded, channel connected: about 3 s of
-// CPU), then wait for the harness's "go", so that one client's start-up
+// Ready (modules loaded, requests encoded and, over gRPC, the channel
+// connected: about 3 s of CPU), then wait for the harness's "go", so that one client's start-up
 // neither counts in the measured time nor competes with another's load.
 if (mode !== "append-json") await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
 process.stdout.write("ready\n");
@@ -159,6 +160,7 @@ if (mode === "grpc-open") {
 } else {
   await Promise.all(Array.from({ length: streams }, (_, w) => (mode === "append-json" ? appendWorker(w) : worker(w))));
 }
+const seconds = (performance.now() - started) / 1000;
 const cpu = process.cpuUsage(cpuAtStart);
 client.close();
-process.stdout.write(JSON.stringify({ acked, seconds: (performance.now() - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, latenciesMs }) + "\n");
+process.stdout.write(JSON.stringify({ acked, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, latenciesMs }) + "\n");

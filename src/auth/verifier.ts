@@ -35,7 +35,7 @@ function readPem(value: string): string {
 
 /** Verified tokens remembered (src/auth/verified-tokens.ts): a few MB at most. */
 const REMEMBERED_TOKENS = 4096;
-/** How long a verified token is trusted without a new check, at most (a key gone from the JWKS stops working within it). */
+/** How long a verified token is trusted without a new check, at most (then its key must still be in the JWKS jose holds). */
 const REMEMBERED_MAX_AGE_MS = 60_000;
 
 const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];

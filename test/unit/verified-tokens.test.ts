@@ -24,7 +24,7 @@ describe("verified tokens, remembered", () => {
   it("checks a token once and answers its caller again until the token expires", async () => {
     const { checked, verify } = countedCheck();
     let now = Date.now();
-    const remembered = rememberVerified(verify, { maxTokens: 10, maxAgeMs: 24 * 3600_000, now: () => now });
+    const remembered = rememberVerified(verify, { maxTokens: 10, maxAgeMs: 24 * 3600_000, now: () => now, monotonicNow: () => now });
     const jwt = await token("alice", 600);
     const first = await remembered(jwt);
     expect(first.subject).toBe("alice");
@@ -57,16 +57,41 @@ describe("verified tokens, remembered", () => {
 
   it("trusts a verification for at most maxAgeMs, however far off exp is", async () => {
     const { checked, verify } = countedCheck();
-    let now = Date.now();
-    const remembered = rememberVerified(verify, { maxTokens: 10, maxAgeMs: 60_000, now: () => now });
+    let monotonic = 0;
+    const remembered = rememberVerified(verify, { maxTokens: 10, maxAgeMs: 60_000, monotonicNow: () => monotonic });
     const jwt = await token("bob", 3600);
     await remembered(jwt);
-    now += 59_999;
+    monotonic += 59_999;
     await remembered(jwt);
     expect(checked).toHaveLength(1);
-    now += 1;
+    monotonic += 1;
     await remembered(jwt);
     expect(checked).toHaveLength(2);
+  });
+
+  it("counts maxAgeMs on a clock that does not step back with the wall clock", async () => {
+    const { checked, verify } = countedCheck();
+    let wall = Date.now();
+    let monotonic = 0;
+    const remembered = rememberVerified(verify, { maxTokens: 10, maxAgeMs: 60_000, now: () => wall, monotonicNow: () => monotonic });
+    const jwt = await token("carol", 3600);
+    await remembered(jwt);
+    wall -= 3600_000; // the wall clock steps back an hour
+    monotonic += 60_000;
+    await remembered(jwt);
+    expect(checked).toHaveLength(2);
+  });
+
+  it("counts one entry per token when two calls check the same token at once", async () => {
+    const { checked, verify } = countedCheck();
+    const remembered = rememberVerified(verify, { maxTokens: 2, maxAgeMs: 60_000 });
+    const [a, b] = await Promise.all(["a", "b"].map((s) => token(s)));
+    await remembered(a);
+    await Promise.all([remembered(b), remembered(b)]);
+    // Both remembered: b's second check replaced its first instead of pushing a out.
+    await remembered(a);
+    await remembered(b);
+    expect(checked).toEqual([a, b, b]);
   });
 
   it("remembers at most maxTokens, forgetting the oldest first", async () => {
