@@ -74,9 +74,12 @@ function loadClient(args: string[]) {
   });
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`load client not ready after ${READY_TIMEOUT_MS / 1000} s: ${stderr.slice(-2000)}`)), READY_TIMEOUT_MS);
+    let seen = false;
     child.stdout.on("data", (chunk: Buffer) => {
       stdout += chunk;
-      if (lines().includes("ready")) {
+      // Looked for until found: the results that follow can be long.
+      if (!seen && lines().includes("ready")) {
+        seen = true;
         clearTimeout(timer);
         resolve();
       }
