@@ -178,7 +178,7 @@ const EVENT_IDS_SELECT = `SELECT tenant_id, id, toDateTime(received_at) AS recei
  * servers before 23.12 allow `MODIFY QUERY` only with the experimental
  * setting; later ones ignore it.
  */
-async function leaveServerMadeIdsOutOfEventIds(client: ClickHouseClient): Promise<void> {
+async function leaveServerMadeIdsOutOfEventIds(client: ClickHouseClient, config: StoreConfig): Promise<void> {
   const result = await client.query({
     query: "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = 'event_ids_mv'",
     format: "JSONEachRow",
@@ -187,7 +187,8 @@ async function leaveServerMadeIdsOutOfEventIds(client: ClickHouseClient): Promis
   if (view && !view.as_select.includes(SERVER_MADE_ID_REGEX)) {
     await client.command({
       query: `ALTER TABLE event_ids_mv MODIFY QUERY ${EVENT_IDS_SELECT}`,
-      clickhouse_settings: { allow_experimental_alter_materialized_view_structure: 1 },
+      // Per request over HTTP; the embedded engine (ClickHouse 26) has no need of it, and a setting there would outlive the call.
+      clickhouse_settings: config.kind === "server" ? { allow_experimental_alter_materialized_view_structure: 1 } : undefined,
     });
   }
 }
@@ -321,7 +322,7 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
   ];
   for (const query of statements) await client.command({ query });
   await addTextIndexes(client);
-  await leaveServerMadeIdsOutOfEventIds(client);
+  await leaveServerMadeIdsOutOfEventIds(client, config);
   await replaceHourlyRollupWithoutReceipt(client);
   await createRollups(client, config);
   await addCatalogMarker(client);

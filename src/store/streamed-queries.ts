@@ -51,8 +51,9 @@ export async function inParamQueue<T>(queue: ParamQueue, call: () => Promise<T>)
  * The answer is read whole before the call returns, as chdb's own connection
  * does (clickhouse-js expects errors from the call, not from the stream).
  * Statements that cannot stream (anything but SELECT and WITH … SELECT),
- * queries without parameters (never in that queue) or with
- * `clickhouse_settings`, and the other methods go to `base`.
+ * queries without parameters (never in that queue), and the other methods go
+ * to `base`. Calls with `clickhouse_settings` are refused (see
+ * refuseSessionSettings).
  */
 export function streamedQueries(base: Connection, sessions: Session[], queue: ParamQueue): Connection {
   const free = [...sessions];
@@ -118,7 +119,8 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
 
   return {
     query(params) {
-      const streams = hasParams(params) && !nonEmpty(params.clickhouse_settings) && /^\s*(SELECT|WITH)\b/i.test(params.query);
+      refuseSessionSettings(params);
+      const streams = hasParams(params) && /^\s*(SELECT|WITH)\b/i.test(params.query);
       if (streams && queue.inFlight > 0) return stream(params);
       // chdb's async call gives up on an abort with an error of its own (the engine runs on): say it was the abort.
       const signal = params.abort_signal;
@@ -127,9 +129,9 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
       });
     },
     ping: (params) => base.ping(params),
-    insert: (params) => queued(params, () => base.insert(params)),
-    command: (params) => queued(params, () => base.command(params)),
-    exec: (params) => queued(params, () => base.exec(params)),
+    insert: (params) => (refuseSessionSettings(params), queued(params, () => base.insert(params))),
+    command: (params) => (refuseSessionSettings(params), queued(params, () => base.command(params))),
+    exec: (params) => (refuseSessionSettings(params), queued(params, () => base.exec(params))),
     async close() {
       closed = true;
       for (const session of sessions) session.close();
@@ -139,4 +141,21 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
 }
 
 const nonEmpty = (values: object | undefined) => values !== undefined && Object.keys(values).length > 0;
+
+/**
+ * chdb's connection applies `clickhouse_settings` as `SET` statements on its
+ * one session, where they stay for every later call of the process, and for
+ * calls running beside this one: a setting meant for one query would quietly
+ * change all of them (and it did change scratch measurements). Settings go in
+ * the statement's own `SETTINGS` clause instead, as the export and insert
+ * paths do.
+ */
+function refuseSessionSettings(params: { clickhouse_settings?: object }): void {
+  const given = Object.entries(params.clickhouse_settings ?? {}).filter(([, value]) => value !== undefined);
+  if (given.length > 0) {
+    throw new Error(
+      `clickhouse_settings (${given.map(([name]) => name).join(", ")}) would stay on the embedded engine's session for every later query: put them in the statement's SETTINGS clause`,
+    );
+  }
+}
 const hasParams = (params: { query_params?: Record<string, unknown> }) => nonEmpty(params.query_params);

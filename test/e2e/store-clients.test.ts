@@ -100,6 +100,19 @@ describe("queries on the embedded engine", () => {
     expect(rows).toEqual([["tenant", 7]]);
   });
 
+  it("refuses per-call settings, which chdb would leave on the session for every later query", async () => {
+    const setting = () => pooled.reader.query({ query: "SELECT getSetting('max_threads') AS t", format: "JSONEachRow" }).then((r) => r.json<{ t: number }>());
+    const before = await setting();
+    await expect(pooled.reader.query({ query: "SELECT 1", format: "JSONEachRow", clickhouse_settings: { max_threads: 1 } })).rejects.toThrow(
+      /max_threads.*would stay on the embedded engine's session.*SETTINGS clause/,
+    );
+    await expect(pooled.writer.command({ query: "SELECT 1", clickhouse_settings: { max_block_size: "4096" } })).rejects.toThrow(/max_block_size/);
+    // A setting in the statement's own clause is for that statement only.
+    expect(await pooled.reader.query({ query: "SELECT getSetting('max_threads') AS t SETTINGS max_threads = 1", format: "JSONEachRow" }).then((r) => r.json())).toEqual([{ t: 1 }]);
+    expect(await setting()).toEqual(before);
+    expect(before[0].t).not.toBe(1);
+  });
+
   it("fails a streamed query that is bad, or fails while its rows are read, with the engine's error, and keeps serving", async () => {
     await whileQueueBusy(pooled, async () => {
       const unknown = pooled.writer.query({ query: "SELECT no_such_column WHERE {tag:String} = ''", query_params: { tag: "" } });
