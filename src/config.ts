@@ -84,6 +84,12 @@ export interface AuthConfig {
   /** HS256 shared secret; when absent and no other key is configured, one is generated in the data dir. */
   secret?: string;
   jwksUrl?: string;
+  /**
+   * How long a fetched JWKS is used before it is fetched again. A key removed
+   * from it (rotated out, or compromised) is refused at most this long after,
+   * plus the memory of a verified token (60 s, or this if shorter).
+   */
+  jwksMaxAgeSec: number;
   /** PEM-encoded SPKI public key (RS256, ES256 or EdDSA, chosen by key type). */
   publicKeyPem?: string;
   issuer?: string;
@@ -251,6 +257,7 @@ export function loadConfig(env: Env = process.env): Config {
     auth: {
       secret: str(env, "AUDITLOG_JWT_SECRET"),
       jwksUrl: str(env, "AUDITLOG_JWT_JWKS_URL"),
+      jwksMaxAgeSec: int(env, "AUDITLOG_JWT_JWKS_MAX_AGE_SEC", 300, 1, 86_400),
       publicKeyPem: str(env, "AUDITLOG_JWT_PUBLIC_KEY"),
       issuer: str(env, "AUDITLOG_JWT_ISSUER"),
       audience: str(env, "AUDITLOG_JWT_AUDIENCE"),

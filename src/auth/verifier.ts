@@ -9,7 +9,7 @@ import {
   type JWTVerifyGetKey,
 } from "jose";
 import type { AuthConfig } from "../config.ts";
-import { unauthenticated } from "../errors.ts";
+import { AuditlogError, unauthenticated, unavailable } from "../errors.ts";
 import { isRole, ROLES, type Principal, type Role } from "./principal.ts";
 import { rememberVerified } from "./verified-tokens.ts";
 
@@ -37,6 +37,8 @@ function readPem(value: string): string {
 const REMEMBERED_TOKENS = 4096;
 /** How long a verified token is trusted without a new check, at most (then its key must still be in the JWKS jose holds). */
 const REMEMBERED_MAX_AGE_MS = 60_000;
+/** jose's pause between fetches for a kid it does not know (a token with a made-up kid cannot make us fetch on every call). */
+const JWKS_COOLDOWN_MS = 30_000;
 
 const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 
@@ -52,7 +54,12 @@ export function createVerifier(config: AuthConfig, secret: string | undefined): 
     : undefined;
   const pemKey = config.publicKeyPem ? createPublicKey(readPem(config.publicKeyPem)) : undefined;
   const pemAlgorithms = pemKey ? algorithmsFor(pemKey) : [];
-  const jwks: JWTVerifyGetKey | undefined = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
+  const jwksMaxAgeMs = config.jwksMaxAgeSec * 1000;
+  const jwks: JWTVerifyGetKey | undefined = config.jwksUrl
+    ? unavailableWhenUnfetched(
+        createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: jwksMaxAgeMs, cooldownDuration: Math.min(JWKS_COOLDOWN_MS, jwksMaxAgeMs) }),
+      )
+    : undefined;
   const common = {
     issuer: config.issuer,
     audience: config.audience,
@@ -85,13 +92,36 @@ export function createVerifier(config: AuthConfig, secret: string | undefined): 
       try {
         payload = await verifyPayload(token);
       } catch (err) {
+        if (err instanceof AuditlogError && err.kind === "unavailable") throw err;
         throw unauthenticated(describeJoseError(err));
       }
       // jose has checked that `exp` is there and a number.
       return { principal: principalFrom(payload, config), expiresAtMs: payload.exp! * 1000 };
     },
-    { maxTokens: REMEMBERED_TOKENS, maxAgeMs: REMEMBERED_MAX_AGE_MS },
+    // A token is not remembered past the JWKS's own age: a key removed from the set is refused within that age.
+    { maxTokens: REMEMBERED_TOKENS, maxAgeMs: jwks ? Math.min(REMEMBERED_MAX_AGE_MS, jwksMaxAgeMs) : REMEMBERED_MAX_AGE_MS },
   );
+}
+
+/**
+ * The JWKS could not be fetched (the identity provider is down, slow, or
+ * answers something that is not a key set): the token may be fine, so the
+ * caller is told to retry (UNAVAILABLE), not that its token is bad.
+ */
+function unavailableWhenUnfetched(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await getKey(header, token);
+    } catch (err) {
+      const unfetched =
+        err instanceof joseErrors.JWKSTimeout ||
+        err instanceof joseErrors.JWKSInvalid ||
+        (err instanceof TypeError && err.message === "fetch failed") ||
+        (err instanceof joseErrors.JOSEError && err.code === "ERR_JOSE_GENERIC");
+      if (unfetched) throw unavailable(`the identity provider's keys (AUDITLOG_JWT_JWKS_URL) could not be fetched (${(err as Error).message}); try again`, err);
+      throw err;
+    }
+  };
 }
 
 function describeJoseError(err: unknown): string {

@@ -424,3 +424,105 @@ describe("a server verifying with a JWKS (keys picked by kid)", () => {
     await expectRefusedEverywhere(target, await es({ ...GREEDY, nbf: now() + 300 }), /"nbf" claim/);
   });
 });
+
+describe("a JWKS whose keys change (AUDITLOG_JWT_JWKS_MAX_AGE_SEC = 1)", () => {
+  let server: TestServer;
+  let jwks: Server;
+  let keys: object[] = [];
+  let hits = 0;
+  let down = false;
+  let k1: Awaited<ReturnType<typeof generateKeyPair>>;
+  let k2: Awaited<ReturnType<typeof generateKeyPair>>;
+  const token = (kid: string, key: CryptoKey, sub = "auditor") =>
+    new SignJWT({ iss: ISSUER, aud: AUDIENCE, exp: now() + 600, sub, tenant: TENANT_A, roles: ["auditor"] })
+      .setProtectedHeader({ alg: "ES256", typ: "JWT", kid })
+      .sign(key);
+  const search = (bearerToken: string) => callJson(server.baseUrl, RPC.search, { filter: { tenantId: TENANT_A } }, bearerToken);
+  const jwkOf = async (key: CryptoKey, kid: string) => ({ ...(await exportJWK(key)), kid, alg: "ES256", use: "sig" });
+
+  /** Asks with `bearerToken` until `done` says the answer is the awaited one (at most 10 s; the default max age is 300 s). */
+  async function askUntil(bearerToken: string, done: (res: RawAnswer) => boolean): Promise<RawAnswer> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const res = await search(bearerToken);
+      if (done(res) || Date.now() > deadline) return res;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  beforeAll(async () => {
+    k1 = await generateKeyPair("ES256", { extractable: true });
+    k2 = await generateKeyPair("ES256", { extractable: true });
+    keys = [await jwkOf(k1.publicKey, "k1")];
+    jwks = createServer((_req, res) => {
+      hits++;
+      if (down) {
+        res.writeHead(503).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((r) => jwks.listen(0, "127.0.0.1", r));
+    server = await startServer({
+      env: {
+        AUDITLOG_JWT_SECRET: "",
+        AUDITLOG_JWT_JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
+        AUDITLOG_JWT_ISSUER: ISSUER,
+        AUDITLOG_JWT_AUDIENCE: AUDIENCE,
+        AUDITLOG_JWT_JWKS_MAX_AGE_SEC: "1",
+      },
+    });
+  });
+  afterAll(async () => {
+    await server.stop();
+    removeDataDir(server.dataDir);
+    jwks.close();
+  });
+
+  it("takes a key rotated in, and refuses the key rotated out once the set was fetched again, remembered tokens included", async () => {
+    const old = await token("k1", k1.privateKey);
+    expect((await search(old)).status).toBe(200);
+    const fetchesBefore = hits;
+
+    keys = [await jwkOf(k2.publicKey, "k2")];
+    // An unknown kid makes the server fetch the set (at most once per max age here).
+    const rotatedIn = await askUntil(await token("k2", k2.privateKey), (res) => res.status === 200);
+    expect(rotatedIn.status, rotatedIn.text).toBe(200);
+    expect(hits).toBeGreaterThan(fetchesBefore);
+
+    // A token of the removed key not seen before is refused at once; the one remembered from before, within the max age.
+    expectConnectError(await search(await token("k1", k1.privateKey, "someone-else")), "unauthenticated");
+    const remembered = await askUntil(old, (res) => res.status !== 200);
+    expectConnectError(remembered, "unauthenticated");
+    expect(remembered.json.message).toMatch(/no key in the JWKS matches the token's kid/);
+  });
+
+  it("refuses a removed key once the set's max age has passed, with no new kid to prompt a fetch", async () => {
+    keys = [await jwkOf(k1.publicKey, "k1"), await jwkOf(k2.publicKey, "k2")];
+    const k2Token = await token("k2", k2.privateKey, "steady");
+    const k1Token = await token("k1", k1.privateKey, "leaving");
+    // Until k1 is back in the set the server has fetched, its token is refused.
+    expect((await askUntil(k1Token, (res) => res.status === 200)).status).toBe(200);
+    const fetchesBefore = hits;
+    keys = [await jwkOf(k2.publicKey, "k2")];
+    const refused = await askUntil(k1Token, (res) => res.status !== 200);
+    expectConnectError(refused, "unauthenticated");
+    expect(refused.json.message).toMatch(/no key in the JWKS matches the token's kid/);
+    expect(hits).toBeGreaterThan(fetchesBefore);
+    expect((await search(k2Token)).status).toBe(200);
+  });
+
+  it("says UNAVAILABLE, not that the token is bad, while the set cannot be fetched, and recovers", async () => {
+    const k2Token = await token("k2", k2.privateKey, "during-outage");
+    expect((await search(k2Token)).status).toBe(200);
+    down = true;
+    try {
+      const outage = await askUntil(await token("k2", k2.privateKey, "fresh-during-outage"), (res) => res.status !== 200);
+      expectConnectError(outage, "unavailable");
+      expect(outage.json.message).toMatch(/identity provider's keys \(AUDITLOG_JWT_JWKS_URL\) could not be fetched.*try again/);
+    } finally {
+      down = false;
+    }
+    expect((await askUntil(await token("k2", k2.privateKey, "after-outage"), (res) => res.status === 200)).status).toBe(200);
+  });
+});

@@ -30,6 +30,7 @@ describe("loadConfig: defaults", () => {
     expect(loadConfig({}).auth).toEqual({
       secret: undefined,
       jwksUrl: undefined,
+      jwksMaxAgeSec: 300,
       publicKeyPem: undefined,
       issuer: undefined,
       audience: undefined,
@@ -143,6 +144,7 @@ describe("loadConfig: integer validation", () => {
     ["AUDITLOG_SHUTDOWN_GRACE_MS", "NaN", 0, 600_000],
     ["AUDITLOG_COMPRESS_MIN_BYTES", "-1", 0, 1024 * 1024 * 1024],
     ["AUDITLOG_JWT_CLOCK_TOLERANCE_SEC", "3601", 0, 3600],
+    ["AUDITLOG_JWT_JWKS_MAX_AGE_SEC", "0", 1, 86_400],
   ])("rejects %s=%j, naming the variable and its range", (name, raw, min, max) => {
     const err = configError({ [name]: raw });
     expect(err.message).toBe(`${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(raw)}`);
