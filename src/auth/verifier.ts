@@ -1,7 +1,7 @@
 import { createPublicKey, webcrypto, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
-  createRemoteJWKSet,
+  decodeJwt,
   decodeProtectedHeader,
   errors as joseErrors,
   jwtVerify,
@@ -9,7 +9,8 @@ import {
   type JWTVerifyGetKey,
 } from "jose";
 import type { AuthConfig } from "../config.ts";
-import { AuditlogError, unauthenticated, unavailable } from "../errors.ts";
+import { AuditlogError, unauthenticated } from "../errors.ts";
+import { remoteKeySet } from "./jwks.ts";
 import { isRole, ROLES, type Principal, type Role } from "./principal.ts";
 import { rememberVerified } from "./verified-tokens.ts";
 
@@ -37,8 +38,6 @@ function readPem(value: string): string {
 const REMEMBERED_TOKENS = 4096;
 /** How long a verified token is trusted without a new check, at most (then its key must still be in the JWKS jose holds). */
 const REMEMBERED_MAX_AGE_MS = 60_000;
-/** jose's pause between fetches for a kid it does not know (a token with a made-up kid cannot make us fetch on every call). */
-const JWKS_COOLDOWN_MS = 30_000;
 
 const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 
@@ -55,11 +54,7 @@ export function createVerifier(config: AuthConfig, secret: string | undefined): 
   const pemKey = config.publicKeyPem ? createPublicKey(readPem(config.publicKeyPem)) : undefined;
   const pemAlgorithms = pemKey ? algorithmsFor(pemKey) : [];
   const jwksMaxAgeMs = config.jwksMaxAgeSec * 1000;
-  const jwks: JWTVerifyGetKey | undefined = config.jwksUrl
-    ? unavailableWhenUnfetched(
-        createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: jwksMaxAgeMs, cooldownDuration: Math.min(JWKS_COOLDOWN_MS, jwksMaxAgeMs) }),
-      )
-    : undefined;
+  const jwks: JWTVerifyGetKey | undefined = config.jwksUrl ? remoteKeySet(new URL(config.jwksUrl), jwksMaxAgeMs) : undefined;
   const common = {
     issuer: config.issuer,
     audience: config.audience,
@@ -92,7 +87,8 @@ export function createVerifier(config: AuthConfig, secret: string | undefined): 
       try {
         payload = await verifyPayload(token);
       } catch (err) {
-        if (err instanceof AuditlogError && err.kind === "unavailable") throw err;
+        // jose fetches the key before it checks anything else: a token that is bad whatever the key says is refused as bad.
+        if (err instanceof AuditlogError && err.kind === "unavailable") throw refusedWithoutKey(token, config) ?? err;
         throw unauthenticated(describeJoseError(err));
       }
       // jose has checked that `exp` is there and a number.
@@ -104,24 +100,28 @@ export function createVerifier(config: AuthConfig, secret: string | undefined): 
 }
 
 /**
- * The JWKS could not be fetched (the identity provider is down, slow, or
- * answers something that is not a key set): the token may be fine, so the
- * caller is told to retry (UNAVAILABLE), not that its token is bad.
+ * While no key can be had, what the token's unverified claims already rule
+ * out: expired, or meant for another issuer or audience. Refusing on claims
+ * nobody has verified is safe; accepting on them never happens here.
  */
-function unavailableWhenUnfetched(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
-  return async (header, token) => {
-    try {
-      return await getKey(header, token);
-    } catch (err) {
-      const unfetched =
-        err instanceof joseErrors.JWKSTimeout ||
-        err instanceof joseErrors.JWKSInvalid ||
-        (err instanceof TypeError && err.message === "fetch failed") ||
-        (err instanceof joseErrors.JOSEError && err.code === "ERR_JOSE_GENERIC");
-      if (unfetched) throw unavailable(`the identity provider's keys (AUDITLOG_JWT_JWKS_URL) could not be fetched (${(err as Error).message}); try again`, err);
-      throw err;
-    }
-  };
+function refusedWithoutKey(token: string, config: AuthConfig): AuditlogError | undefined {
+  let claims: JWTPayload;
+  try {
+    claims = decodeJwt(token);
+  } catch {
+    return unauthenticated("the bearer token is malformed");
+  }
+  if (typeof claims.exp === "number" && claims.exp + config.clockToleranceSec < Date.now() / 1000) {
+    return unauthenticated("the token has expired; mint a new one");
+  }
+  if (config.issuer !== undefined && claims.iss !== config.issuer) {
+    return unauthenticated(`the token's "iss" claim is not acceptable (not the configured issuer); check iss, aud, nbf and sub`);
+  }
+  const audiences = typeof claims.aud === "string" ? [claims.aud] : (claims.aud ?? []);
+  if (config.audience !== undefined && !audiences.includes(config.audience)) {
+    return unauthenticated(`the token's "aud" claim is not acceptable (not the configured audience); check iss, aud, nbf and sub`);
+  }
+  return undefined;
 }
 
 function describeJoseError(err: unknown): string {

@@ -129,9 +129,18 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
       });
     },
     ping: (params) => base.ping(params),
-    insert: (params) => (refuseSessionSettings(params), queued(params, () => base.insert(params))),
-    command: (params) => (refuseSessionSettings(params), queued(params, () => base.command(params))),
-    exec: (params) => (refuseSessionSettings(params), queued(params, () => base.exec(params))),
+    insert(params) {
+      refuseSessionSettings(params);
+      return queued(params, () => base.insert(params));
+    },
+    command(params) {
+      refuseSessionSettings(params);
+      return queued(params, () => base.command(params));
+    },
+    exec(params) {
+      refuseSessionSettings(params);
+      return queued(params, () => base.exec(params));
+    },
     async close() {
       closed = true;
       for (const session of sessions) session.close();
@@ -141,21 +150,20 @@ export function streamedQueries(base: Connection, sessions: Session[], queue: Pa
 }
 
 const nonEmpty = (values: object | undefined) => values !== undefined && Object.keys(values).length > 0;
+const hasParams = (params: { query_params?: Record<string, unknown> }) => nonEmpty(params.query_params);
 
 /**
  * chdb's connection applies `clickhouse_settings` as `SET` statements on its
  * one session, where they stay for every later call of the process, and for
  * calls running beside this one: a setting meant for one query would quietly
- * change all of them (and it did change scratch measurements). Settings go in
- * the statement's own `SETTINGS` clause instead, as the export and insert
- * paths do.
+ * change all of them (and it did change scratch measurements). A `SET`
+ * statement of our own would do the same. Settings go in the statement's own
+ * `SETTINGS` clause instead, as the export and insert paths do.
  */
-function refuseSessionSettings(params: { clickhouse_settings?: object }): void {
+function refuseSessionSettings(params: { query?: string; clickhouse_settings?: object }): void {
   const given = Object.entries(params.clickhouse_settings ?? {}).filter(([, value]) => value !== undefined);
-  if (given.length > 0) {
-    throw new Error(
-      `clickhouse_settings (${given.map(([name]) => name).join(", ")}) would stay on the embedded engine's session for every later query: put them in the statement's SETTINGS clause`,
-    );
+  const names = given.length > 0 ? `clickhouse_settings (${given.map(([name]) => name).join(", ")})` : /^\s*SET\b/i.test(params.query ?? "") ? "a SET statement" : undefined;
+  if (names) {
+    throw new Error(`${names} would stay on the embedded engine's session for every later query: put settings in the statement's SETTINGS clause`);
   }
 }
-const hasParams = (params: { query_params?: Record<string, unknown> }) => nonEmpty(params.query_params);

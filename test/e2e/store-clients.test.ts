@@ -100,17 +100,19 @@ describe("queries on the embedded engine", () => {
     expect(rows).toEqual([["tenant", 7]]);
   });
 
-  it("refuses per-call settings, which chdb would leave on the session for every later query", async () => {
-    const setting = () => pooled.reader.query({ query: "SELECT getSetting('max_threads') AS t", format: "JSONEachRow" }).then((r) => r.json<{ t: number }>());
-    const before = await setting();
-    await expect(pooled.reader.query({ query: "SELECT 1", format: "JSONEachRow", clickhouse_settings: { max_threads: 1 } })).rejects.toThrow(
-      /max_threads.*would stay on the embedded engine's session.*SETTINGS clause/,
+  it("refuses per-call settings and SET statements, which chdb would leave on the session for every later query", async () => {
+    const blockSize = () => pooled.reader.query({ query: "SELECT getSetting('max_block_size') AS b", format: "JSONEachRow" }).then((r) => r.json<{ b: number }>());
+    const before = await blockSize();
+    expect(before[0].b).not.toBe(4096);
+    await expect(pooled.reader.query({ query: "SELECT 1", format: "JSONEachRow", clickhouse_settings: { max_block_size: "4096" } })).rejects.toThrow(
+      /clickhouse_settings \(max_block_size\) would stay on the embedded engine's session.*SETTINGS clause/,
     );
     await expect(pooled.writer.command({ query: "SELECT 1", clickhouse_settings: { max_block_size: "4096" } })).rejects.toThrow(/max_block_size/);
+    await expect(pooled.writer.exec({ query: "SELECT 1", clickhouse_settings: { max_block_size: "4096" } })).rejects.toThrow(/max_block_size/);
+    await expect(pooled.writer.command({ query: " set max_block_size = 4096" })).rejects.toThrow(/a SET statement would stay/);
     // A setting in the statement's own clause is for that statement only.
-    expect(await pooled.reader.query({ query: "SELECT getSetting('max_threads') AS t SETTINGS max_threads = 1", format: "JSONEachRow" }).then((r) => r.json())).toEqual([{ t: 1 }]);
-    expect(await setting()).toEqual(before);
-    expect(before[0].t).not.toBe(1);
+    expect(await pooled.reader.query({ query: "SELECT getSetting('max_block_size') AS b SETTINGS max_block_size = 4096", format: "JSONEachRow" }).then((r) => r.json())).toEqual([{ b: 4096 }]);
+    expect(await blockSize()).toEqual(before);
   });
 
   it("fails a streamed query that is bad, or fails while its rows are read, with the engine's error, and keeps serving", async () => {
