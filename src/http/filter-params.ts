@@ -60,11 +60,11 @@ export function filterFromParams(params: URLSearchParams, own: readonly string[]
   const seen = new Set<string>();
   for (const [name, value] of params) {
     if (own.includes(name)) continue;
-    const single = name in SINGLE || ["start_time", "end_time", "min_severity"].includes(name) || name.startsWith("attr.");
+    const single = Object.hasOwn(SINGLE, name) || ["start_time", "end_time", "min_severity"].includes(name) || name.startsWith("attr.");
     if (single && seen.has(name)) throw invalidArgument(`${name} may be given once`);
     seen.add(name);
-    if (name in REPEATED) filter[REPEATED[name]].push(value);
-    else if (name in SINGLE) filter[SINGLE[name]] = value;
+    if (Object.hasOwn(REPEATED, name)) filter[REPEATED[name]].push(value);
+    else if (Object.hasOwn(SINGLE, name)) filter[SINGLE[name]] = value;
     else if (name === "start_time") filter.startTime = parseRfc3339(name, value);
     else if (name === "end_time") filter.endTime = parseRfc3339(name, value);
     else if (name === "outcome") filter.outcomes.push(enumValue(name, value, OUTCOMES, "OUTCOME_"));

@@ -148,7 +148,8 @@ function fieldTerm(token: Token, nowUs: number): QueryNode {
   const raw = token.text.slice(colon + 1);
   const valueAt = token.at + colon + 1;
   if (raw === "" && !token.quotedValue) fail(valueAt, `expected a value after "${field}:"`);
-  if (field in STRING_FIELDS) {
+  // Own keys only: `in` would take constructor, toString, __proto__ … for fields.
+  if (Object.hasOwn(STRING_FIELDS, field)) {
     const prefix = !token.quotedValue && raw.endsWith("*");
     if (prefix && field !== "type") fail(valueAt, `a trailing * (prefix match) works on type and attr.<key> only`);
     let value = prefix ? raw.slice(0, -1) : raw;

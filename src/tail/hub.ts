@@ -140,15 +140,22 @@ export class TailHub {
     this.#undelivered = [];
     for (const batch of batches) {
       try {
-        deliver(batch.events, batch.receivedAtUs, batch.to);
+        deliver(batch.events, batch.receivedAtUs, batch.to, (subscription, err) => {
+          subscription.close(new TailClosed("a committed batch could not be delivered live"));
+          this.#report(err);
+        });
       } catch (err) {
         for (const subscription of batch.to) subscription.close(new TailClosed("a committed batch could not be delivered live"));
-        try {
-          this.onError(err);
-        } catch {
-          // The handler only reports; the other batches are still delivered.
-        }
+        this.#report(err);
       }
+    }
+  }
+
+  #report(err: unknown): void {
+    try {
+      this.onError(err);
+    } catch {
+      // The handler only reports; the other batches are still delivered.
     }
   }
 
@@ -159,7 +166,8 @@ export class TailHub {
   }
 }
 
-function deliver(events: PendingEvent[], receivedAtUs: number, to: Subscription[]): void {
+/** `failed`: a subscription whose own filter threw on an event; it alone is closed, the others still get the batch. */
+function deliver(events: PendingEvent[], receivedAtUs: number, to: Subscription[], failed: (subscription: Subscription, err: unknown) => void): void {
   const tenants = new Set<string>();
   for (const s of to) tenants.add(s.tenant ?? "");
   const seen = tenants.has("") ? () => true : (tenantId: string) => tenants.has(tenantId);
@@ -169,6 +177,10 @@ function deliver(events: PendingEvent[], receivedAtUs: number, to: Subscription[
     .map(({ record, bytes }) => ({ record: recordFromEncoded(record), receivedAtUs, bytes }))
     .sort((a, b) => compareUtf8(a.record.tenantId, b.record.tenantId) || compareUtf8(a.record.id, b.record.id));
   for (const subscription of to) {
-    for (const event of ordered) subscription.offer(event);
+    try {
+      for (const event of ordered) subscription.offer(event);
+    } catch (err) {
+      failed(subscription, err);
+    }
   }
 }

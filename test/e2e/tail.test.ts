@@ -187,6 +187,10 @@ describe("the /v1/tail WebSocket", () => {
 
     const typo = socketTail(server.baseUrl, (await tokens("ws-x")).auditor, "tpye=x");
     expect((await typo.rejected).status).toBe(400);
+    // A name every object inherits is no field: refused before any event (its filter once threw on live events, closing every tail).
+    const inherited = socketTail(server.baseUrl, (await tokens("ws-x")).auditor, "q=constructor:x");
+    expect(await inherited.closed).toEqual({ code: 1008, reason: "invalid_argument" });
+    expect(inherited.collector.messages.at(-1)!.error).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/unknown field "constructor"/) });
 
     const writer = socketTail(server.baseUrl, (await tokens("ws-x")).writer);
     const closed = await writer.closed;

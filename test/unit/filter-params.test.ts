@@ -40,6 +40,10 @@ describe("URL query parameters → EventFilter (export and WebSocket routes)", (
     ["query=type:x", 'unknown query parameter "query"; this route takes format, type, action'],
     ["q=type:x&q=action:y", "q may be given once"],
     ["attr.=x", 'unknown query parameter "attr."'],
+    // Names every object inherits are not parameters.
+    ["constructor=x", 'unknown query parameter "constructor"'],
+    ["toString=x", 'unknown query parameter "toString"'],
+    ["__proto__=x", 'unknown query parameter "__proto__"'],
     ["text=a&text=b", "text may be given once"],
     ["attr.k=1&attr.k=2", "attr.k may be given once"],
     ["outcome=UNSPECIFIED", 'outcome must be one of SUCCESS, FAILURE, got "UNSPECIFIED"'],

@@ -64,6 +64,11 @@ describe("query language: errors say where and what was expected", () => {
     ["OR a", 'query: unexpected "OR"; expected a term at position 1'],
     ['"open', 'query: this quote is never closed; expected a closing " at position 1'],
     ["colour:red", 'query: unknown field "colour"; expected one of type, action, actor, actor_type, session, resource, resource_type, source, request, id, outcome, severity, since, until, attr.<key>, or quote the word to search for it at position 1'],
+    // Names every object inherits are not fields (they once compiled into the SQL text, and threw in a live tail's filter).
+    ...["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"].map((name) => [
+      `${name}:x`,
+      `query: unknown field "${name}"; expected one of type, action, actor, actor_type, session, resource, resource_type, source, request, id, outcome, severity, since, until, attr.<key>, or quote the word to search for it at position 1`,
+    ]),
     ["a outcome:maybe", 'query: expected SUCCESS or FAILURE after "outcome:", not "maybe" at position 11'],
     ["severity:>=LOUD", 'query: expected INFO, WARNING, ERROR or CRITICAL (optionally after >=, >, <=, <), not ">=LOUD" at position 10'],
     ["attr.amount:>lots", 'query: expected a number after "attr.amount:>", not "lots" at position 13'],

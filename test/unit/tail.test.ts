@@ -132,6 +132,19 @@ describe("TailHub and its bounded subscriptions", () => {
     errors = [];
   });
 
+  it("closes only the subscription whose filter throws; the others get the batch", async () => {
+    const hub = newHub();
+    const broken = hub.subscribe(() => {
+      throw new TypeError("a filter that cannot be evaluated");
+    }, 10_000);
+    const healthy = hub.subscribe(() => true, 10_000);
+    hub.publish([pending("t", "1")], 1);
+    await expect(broken.next(10, never)).rejects.toThrow("a committed batch could not be delivered live");
+    expect(await healthy.next(10, never)).toMatchObject({ events: [{ record: { id: "1" } }] });
+    expect(errors).toEqual([new TypeError("a filter that cannot be evaluated")]);
+    errors = [];
+  });
+
   it("delivers the other batches when the error handler itself throws", async () => {
     const hub = new TailHub(() => {
       throw new Error("the logger failed");
