@@ -77,9 +77,19 @@ ${TEXT_INDEXES.map((i) => `  INDEX ${i.name} ${i.definition}`).join(",\n")}
 ENGINE = MergeTree
 PARTITION BY (toMonday(received_at), retention_days)
 ORDER BY (tenant_id, time, id)
-TTL toDateTime(received_at) + toIntervalDay(retention_days)
+TTL ${EVENTS_TTL}
 SETTINGS ttl_only_drop_parts = 1, ${eventsSettings(config)}${policy(config)}`;
 }
+
+/**
+ * When an event goes. A TTL is a `DateTime`, which ends in 2106 and wraps
+ * past it: `toDateTime(received_at) + toIntervalDay(36500)` received in 2026
+ * is a date in 1990, and the first merge dropped a 100-year tenant's events.
+ * So the end is counted in `DateTime64` (to 2299) and held at 2106-01-01.
+ */
+const EVENTS_TTL = "toDateTime(least(received_at + toIntervalDay(retention_days), toDateTime64('2106-01-01 00:00:00', 6, 'UTC')))";
+/** The hourly rollup's rows go a week after their events (a `Date` wraps in 2149: held a week after the events' end). */
+const HOURLY_TTL = "least(received_week + toIntervalDay(retention_days + 7), toDate('2106-01-08'))";
 
 /**
  * The events table's settings that config may change between starts. A
@@ -258,7 +268,7 @@ const ROLLUPS = [
 ENGINE = SummingMergeTree(events)
 PARTITION BY toYYYYMM(hour)
 ORDER BY (tenant_id, hour, type, action, severity, outcome, source, received_week, retention_days)
-TTL received_week + toIntervalDay(retention_days + 7)
+TTL ${HOURLY_TTL}
 SETTINGS index_granularity = 8192${policy(config)}`,
     select: `SELECT tenant_id, toStartOfHour(time) AS hour, type, action, severity, outcome, source,
   toMonday(received_at) AS received_week, retention_days, count() AS events
@@ -318,6 +328,8 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
     ...checkpointsTable(config),
     tenantsTable(config),
     `ALTER TABLE events MODIFY SETTING ${eventsSettings(config)}`,
+    // Stores made before the TTL was held short of 2106 (an unchanged TTL starts no mutation).
+    `ALTER TABLE events MODIFY TTL ${EVENTS_TTL}`,
     `ALTER TABLE event_ids MODIFY TTL received_at + INTERVAL ${config.dedupWindowDays} DAY`,
   ];
   for (const query of statements) await client.command({ query });
@@ -325,6 +337,7 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
   await leaveServerMadeIdsOutOfEventIds(client, config);
   await replaceHourlyRollupWithoutReceipt(client);
   await createRollups(client, config);
+  await client.command({ query: `ALTER TABLE events_hourly MODIFY TTL ${HOURLY_TTL}` });
   await addCatalogMarker(client);
   await checkStoragePolicy(client, config);
 }
