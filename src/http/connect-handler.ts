@@ -42,13 +42,42 @@ async function reclassifyConnectUnary(res: UniversalServerResponse): Promise<Uni
   return { ...res, status, header, body: createAsyncIterable([body]) };
 }
 
-/** gRPC carries the status in trailers (or headers, trailers-only); both are read after the body. */
-function fixGrpcStatus(headers: Headers | undefined): void {
-  if (headers?.get("grpc-status") !== "13") return;
-  const message = decodeURIComponent(headers.get("grpc-message") ?? "");
-  if (!message.startsWith(DECODE_FAILURE_PREFIX)) return;
-  headers.set("grpc-status", "3");
-  headers.set("grpc-message", encodeURIComponent(decodeMessage(message.slice(DECODE_FAILURE_PREFIX.length))));
+/**
+ * grpc-message escaped as the gRPC spec says: only "%" and bytes outside
+ * printable ASCII. Connect escapes it as encodeURIComponent does, and grpc-js
+ * unescapes with decodeURI, which leaves "%3B", "%3A", "%2F", "%2C" … in what
+ * its users read for ";", ":", "/", ",". Spec-escaped text reads right in
+ * both (and in every client that follows the spec).
+ */
+export function grpcMessageEscaped(message: string): string {
+  let out = "";
+  for (const byte of encoder.encode(message)) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/**
+ * gRPC carries the status in trailers (or headers, trailers-only); both are
+ * read after the body. Returns whether it changed anything.
+ */
+function fixGrpcStatus(headers: Headers | undefined): boolean {
+  const escaped = headers?.get("grpc-message");
+  if (!headers || escaped == null) return false;
+  let message: string;
+  try {
+    message = decodeURIComponent(escaped);
+  } catch {
+    return false;
+  }
+  if (headers.get("grpc-status") === "13" && message.startsWith(DECODE_FAILURE_PREFIX)) {
+    headers.set("grpc-status", "3");
+    message = decodeMessage(message.slice(DECODE_FAILURE_PREFIX.length));
+  }
+  const respelled = grpcMessageEscaped(message);
+  if (respelled === escaped && headers.get("grpc-status") !== "3") return false;
+  headers.set("grpc-message", respelled);
+  return true;
 }
 
 /** gRPC-Web puts the trailer in the body, as a frame whose flag byte has 0x80 set. */
@@ -60,9 +89,7 @@ function fixGrpcWebTrailerFrame(chunk: Uint8Array): Uint8Array {
     const colon = line.indexOf(":");
     if (colon > 0) headers.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
   }
-  if (headers.get("grpc-status") !== "13") return chunk;
-  fixGrpcStatus(headers);
-  if (headers.get("grpc-status") !== "3") return chunk;
+  if (!fixGrpcStatus(headers)) return chunk;
   let out = "";
   headers.forEach((value, key) => (out += `${key}: ${value}\r\n`));
   const payload = encoder.encode(out);

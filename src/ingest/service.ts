@@ -139,20 +139,30 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
 
     async ingest(requests, ctx) {
       const principal = callerPermitted(ctx, "IngestService.Ingest");
-      const commits: Promise<boolean[]>[] = [];
+      // Running totals, not a promise per message: a stream may live for days.
+      const inFlight = new Set<Promise<void>>();
       const rejections: EventRejection[] = [];
       let failure: unknown;
       let seen = 0;
       let accepted = 0;
+      let duplicates = 0;
+      /** Every commit of this stream so far has ended (none is acknowledged before). */
+      const settled = async () => {
+        while (inFlight.size > 0) await Promise.all(inFlight);
+      };
       for await (const req of requests) {
         if (failure) break;
         let prepared: Prepared;
         try {
           prepared = await prepare(req.events, seen, principal, deps);
         } catch (err) {
-          // The stream ends here; what earlier messages queued is still stored (retries of it are deduplicated).
+          // The stream ends here. What earlier messages queued is stored first:
+          // the error says it was, so it must be (retries of it are deduplicated).
+          await settled();
+          if (failure) throw failure;
           if (err instanceof AuditlogError && seen > 0) {
-            throw new AuditlogError(err.kind, `${err.message} (the events before index ${seen} of this stream were accepted)`, err);
+            const rejected = rejections.length > 0 ? `, ${rejections.length} rejected` : "";
+            throw new AuditlogError(err.kind, `${err.message} (the events before index ${seen} of this stream were accepted and stored: ${accepted}${rejected})`, err);
           }
           throw err;
         }
@@ -166,12 +176,15 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
           const weight = prepared.pending.reduce((n, p) => n + p.weight, 0);
           deps.log.debug({ rpc: "Ingest", admitted: prepared.pending.length, weight }, "events admitted");
         }
-        committed.catch((err) => (failure ??= err));
-        commits.push(committed);
+        const done: Promise<void> = committed.then(
+          (stored) => void (duplicates += countDuplicates(stored)),
+          (err: unknown) => void (failure ??= err),
+        );
+        inFlight.add(done);
+        void done.finally(() => inFlight.delete(done));
       }
-      const results = await Promise.allSettled(commits);
+      await settled();
       if (failure) throw failure;
-      const duplicates = results.reduce((n, r) => n + (r.status === "fulfilled" ? countDuplicates(r.value) : 0), 0);
       deps.onEvents?.({ stored: accepted - duplicates, duplicate: duplicates, rejected: rejections.length });
       return create(IngestResponseSchema, {
         acceptedCount: BigInt(accepted),

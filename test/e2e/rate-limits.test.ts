@@ -112,6 +112,10 @@ describe("rate limits: token buckets per tenant and per caller", () => {
     });
     client.close();
     expect(result.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    expect(result.err?.details).toContain("the events before index 60 of this stream were accepted");
+    expect(result.err?.details).toContain("the events before index 60 of this stream were accepted and stored: 60)");
+    // Stored by the time the error says so (it once said it while their batch was still queued).
+    const auditor = bearer(await server.token("streamed", ["auditor"]));
+    const stored = await clients().query.searchEvents({ filter: { query: "-type:auditlog.*" }, pageSize: 1000 }, auditor);
+    expect(stored.events.map((e) => e.id).sort()).toEqual(Array.from({ length: 60 }, (_, i) => `s-${i}`).sort());
   });
 });

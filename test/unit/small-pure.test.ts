@@ -13,6 +13,7 @@ import { parseError } from "@clickhouse/client";
 import { Code } from "@connectrpc/connect";
 import pino from "pino";
 import { failureOf, toConnectError } from "../../src/errors.ts";
+import { grpcMessageEscaped } from "../../src/http/connect-handler.ts";
 
 describe("parseDuration", () => {
   it.each([
@@ -212,5 +213,15 @@ describe("storage errors as Connect codes", () => {
   it("treats a refused or reset connection to the server as unavailable", () => {
     const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8123"), { code: "ECONNREFUSED" });
     expect(toConnectError(refused, log).code).toBe(Code.Unavailable);
+  });
+});
+
+describe("grpc-message escaped as the gRPC spec says", () => {
+  const message = "limit reached (60 events; limits per tenant: 100/s, unlimited/s); retry in 0.2 s — 50% über\n";
+  it("escapes only %, controls and bytes outside ASCII, so clients that unescape with decodeURI (grpc-js) read it whole", () => {
+    const escaped = grpcMessageEscaped(message);
+    expect(escaped).toBe("limit reached (60 events; limits per tenant: 100/s, unlimited/s); retry in 0.2 s %E2%80%94 50%25 %C3%BCber%0A");
+    expect(decodeURI(escaped)).toBe(message);
+    expect(decodeURIComponent(escaped)).toBe(message);
   });
 });
