@@ -26,6 +26,9 @@ import { getTextEncoding } from "@bufbuild/protobuf/wire";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { EventSchema, type Actor, type Event, type Resource } from "../../gen/auditlog/v1/event_pb.js";
 
+/** A map entry whose key is "__proto__" (field 1, 9 bytes), as protobuf encodes it. */
+const PROTO_KEY_ENTRY = Buffer.concat([Buffer.from([0x0a, 0x09]), Buffer.from("__proto__")]);
+
 interface Cursor {
   buf: Uint8Array;
   pos: number;
@@ -99,6 +102,11 @@ export function decodeEvent(bytes: Uint8Array): Event {
           const end = messageEnd(c);
           if (end > len) fail(`premature EOF: message runs past the end of the input (${len} bytes)`, tagAt);
           const slice = bytes.subarray(tagAt, end);
+          // A Struct entry keyed "__proto__" would vanish in protobuf-es's plain
+          // object, from the event and its hash alike: refused, as attribute keys are.
+          if (Buffer.from(slice.buffer, slice.byteOffset, slice.byteLength).includes(PROTO_KEY_ENTRY)) {
+            throw new Error('the key "__proto__" is not accepted in before, after or checkpoint; rename it');
+          }
           try {
             rare = rare === undefined ? fromBinary(EventSchema, slice) : mergeFromBinary(EventSchema, rare, slice);
           } catch {

@@ -298,6 +298,18 @@ describe("decodeEvent equals fromBinary on hand-built wire", () => {
     expect(() => decodeEvent(input)).toThrow('the attribute key "__proto__" is not accepted');
   });
 
+  it("refuses a before, after or nested Struct key __proto__, which protobuf-es drops silently (from the event and its hash)", () => {
+    const entry = (k: string, v: Part[]) => ld(1, ld(1, k), ld(2, ...v));
+    for (const input of [
+      bytes(ld(1, "id"), ld(15, entry("__proto__", [ld(3, "admin")]), entry("x", [vfield(4, 1)]))),
+      bytes(ld(1, "id"), ld(16, entry("outer", [ld(5, entry("__proto__", [ld(3, "admin")]))]))),
+    ]) {
+      const lenient = fromBinary(EventSchema, input);
+      expect(JSON.stringify(toJson(EventSchema, lenient))).not.toContain("__proto__");
+      expect(() => decodeEvent(input)).toThrow('the key "__proto__" is not accepted in before, after or checkpoint');
+    }
+  });
+
   it("map entries: missing key or value, duplicates, unknown fields", () => {
     const ev = expectAccepted(bytes(
       ld(14),
