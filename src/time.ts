@@ -5,9 +5,16 @@ import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
  * Time inside the service is an integer count of microseconds since the
  * epoch (ClickHouse's DateTime64(6)); a JS number holds it exactly until 2255.
  */
-/** What ClickHouse's DateTime64(6) can hold: 1900-01-01 to 2299-12-31. */
+/**
+ * The times the service takes: from 1900-01-01, where ClickHouse's
+ * DateTime64(6) starts, to 2255-01-01, short of 2^53 µs (2255-06-05), the
+ * largest count of microseconds a JS number holds exactly and chDB binds as a
+ * query parameter (it refuses larger ones, which made a later time INTERNAL).
+ */
 export const MIN_MICROS = Date.UTC(1900, 0, 1) * 1000;
-export const MAX_MICROS = Date.UTC(2299, 11, 31, 23, 59, 59) * 1000;
+export const MAX_MICROS = Date.UTC(2255, 0, 1) * 1000;
+/** How errors name that range. */
+export const TIME_RANGE = "between 1900-01-01 and 2255-01-01";
 
 /**
  * The timestamp in microseconds, or undefined when it is malformed (nanos out

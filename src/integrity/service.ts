@@ -17,7 +17,7 @@ import { invalidArgument } from "../errors.ts";
 import { filterConditions } from "../query/filter-sql.ts";
 import { recordFromRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
 import { jsonRows, type QueryStreamer } from "../store/query-stream.ts";
-import { nowMicros, storableMicros, timestampFromMicros } from "../time.ts";
+import { nowMicros, storableMicros, TIME_RANGE, timestampFromMicros } from "../time.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { CheckpointSigner } from "./signing-key.ts";
 import { checkpointVerifier } from "./signing-key.ts";
@@ -86,7 +86,7 @@ export const toChainVerification = (r: ChainReport) =>
 function bound(name: string, ts: Timestamp | undefined): number | undefined {
   if (!ts) return undefined;
   const us = storableMicros(ts);
-  if (us === undefined) throw invalidArgument(`${name} must be a valid time between 1900 and 2299`);
+  if (us === undefined) throw invalidArgument(`${name} must be a valid time ${TIME_RANGE}`);
   return us;
 }
 

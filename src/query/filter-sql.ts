@@ -3,7 +3,7 @@ import type { TenantScope } from "../auth/tenant-scope.ts";
 import { invalidArgument } from "../errors.ts";
 import { outcomeName } from "../store/event-row.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { nowMicros, storableMicros } from "../time.ts";
+import { nowMicros, storableMicros, TIME_RANGE } from "../time.ts";
 import { isLookup, querySql, timeCeilingUs, timeFloorUs } from "./query-compile.ts";
 import { TIME_LEAD_OVER_RECEIPT_US } from "../store/receipt-lead.ts";
 import { attributeEqualsSql, textTermSql } from "./text-term.ts";
@@ -96,7 +96,7 @@ export function filterConditions(scope: TenantScope, filter: EventFilter | undef
   const bound = (field: string, ts: Timestamp | undefined) => {
     if (!ts) return undefined;
     const us = storableMicros(ts);
-    if (us === undefined) throw invalidArgument(`filter.${field} must be a valid time between 1900 and 2299`);
+    if (us === undefined) throw invalidArgument(`filter.${field} must be a valid time ${TIME_RANGE}`);
     return us;
   };
   const start = bound("start_time", filter.startTime);

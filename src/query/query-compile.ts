@@ -29,7 +29,8 @@ export function querySql(node: QueryNode, where: Conditions): string {
     case "attribute": {
       if (node.op === "=" && !node.prefix) return attributeEqualsSql(node.key, node.value, where);
       const key = where.param("String", node.key);
-      const value = node.op === "=" ? where.param("String", node.value) : where.param("Float64", Number(node.value));
+      // The number as its decimal text: chDB refuses to bind a JS number past 2^53 (the parser has checked it is one).
+      const value = where.param(node.op === "=" ? "String" : "Float64", node.value);
       // Past the line above, "=" is a prefix (attr.key:abc*).
       const test = node.op === "=" ? `startsWith(attributes[${key}], ${value})` : `toFloat64OrNull(attributes[${key}]) ${node.op} ${value}`;
       // mapContains: a missing attribute is not an empty one.

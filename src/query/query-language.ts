@@ -12,6 +12,7 @@
  */
 import { Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { invalidArgument } from "../errors.ts";
+import { MAX_MICROS, MIN_MICROS, TIME_RANGE } from "../time.ts";
 
 export type Comparison = "=" | ">" | ">=" | "<" | "<=";
 
@@ -134,12 +135,17 @@ function splitOperator(raw: string): { op: Comparison; rest: string } {
 /** A time bound: relative (24h, 7d) back from `nowUs`, or an absolute date or RFC 3339 time. */
 function timeValue(raw: string, at: number, nowUs: number): number {
   const rel = DURATION.exec(raw);
-  if (rel) return nowUs - Number(rel[1]) * UNIT_US[rel[2]];
-  if (DATE.test(raw)) {
+  let us: number | undefined;
+  if (rel) us = nowUs - Number(rel[1]) * UNIT_US[rel[2]];
+  else if (DATE.test(raw)) {
     const ms = Date.parse(raw.length === 10 ? `${raw}T00:00:00Z` : raw);
-    if (!Number.isNaN(ms)) return ms * 1000;
+    if (!Number.isNaN(ms)) us = ms * 1000;
   }
-  return fail(at, `"${raw}" is not a time; expected a duration back from now (90s, 15m, 24h, 7d, 2w), a date (2026-11-01) or an RFC 3339 time`);
+  if (us === undefined) {
+    return fail(at, `"${raw}" is not a time; expected a duration back from now (90s, 15m, 24h, 7d, 2w), a date (2026-11-01) or an RFC 3339 time`);
+  }
+  if (us < MIN_MICROS || us > MAX_MICROS) return fail(at, `"${raw}" is outside the times the store holds (${TIME_RANGE})`);
+  return us;
 }
 
 function fieldTerm(token: Token, nowUs: number): QueryNode {
@@ -176,6 +182,7 @@ function fieldTerm(token: Token, nowUs: number): QueryNode {
     const { op, rest } = splitOperator(raw);
     if (op !== "=") {
       if (!/^-?\d+(\.\d+)?$/.test(rest)) fail(valueAt, `expected a number after "${field}:${op}", not "${rest}"`);
+      if (!Number.isFinite(Number(rest))) fail(valueAt, `the number after "${field}:${op}" is too large`);
       return { kind: "attribute", key, op, value: rest, prefix: false };
     }
     const prefix = rest.endsWith("*");

@@ -1,7 +1,7 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { invalidArgument } from "../errors.ts";
 import { decodeOpaque } from "../query/page-token.ts";
-import { storableMicros } from "../time.ts";
+import { storableMicros, TIME_RANGE } from "../time.ts";
 
 /**
  * A place in commit order: after the event committed at `receivedAtUs` with
@@ -56,6 +56,6 @@ export function startPosition(cursor: string, since: Timestamp | undefined): Tai
   if (cursor) return decodeCursor(cursor);
   if (!since) return undefined;
   const us = storableMicros(since);
-  if (us === undefined) throw invalidArgument("since must be a valid time between 1900 and 2299");
+  if (us === undefined) throw invalidArgument(`since must be a valid time ${TIME_RANGE}`);
   return { receivedAtUs: us, tenantId: "", id: "" };
 }
