@@ -47,3 +47,15 @@ export function createLogger(level: string): { log: Logger; flush(timeoutMs: num
       }),
   };
 }
+
+/** A URL as logs may show it: `user:password@` in CLICKHOUSE_URL is left out. */
+export function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = "";
+    parsed.password = "";
+    return parsed.toString();
+  } catch {
+    return "(not a URL)";
+  }
+}

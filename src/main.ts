@@ -86,7 +86,7 @@ async function verify(args: string[]) {
 }
 
 async function serve(config: Config) {
-  const [{ createLogger }, { createVerifier }, { createStoreClients }, { prepareStore }, { startServer }, { createQueryStreamer }] =
+  const [{ createLogger, withoutCredentials }, { createVerifier }, { createStoreClients }, { prepareStore }, { startServer }, { createQueryStreamer }] =
     await Promise.all([
       import("./log.ts"),
       import("./auth/verifier.ts"),
@@ -146,7 +146,7 @@ async function serve(config: Config) {
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
   log.info(
-    { port: server.port, store: config.store.kind === "chdb" ? config.store.path : config.store.url },
+    { port: server.port, store: config.store.kind === "chdb" ? config.store.path : withoutCredentials(config.store.url) },
     `listening on port ${server.port}`,
   );
   if (hmac) {

@@ -18,3 +18,8 @@ GRANT SELECT, INSERT ON auditlog.events_hourly TO auditlog_writer;
 GRANT SELECT, INSERT ON auditlog.event_types TO auditlog_writer;
 -- Tenants and their policies: a change is a new row (TenantService, admins only).
 GRANT SELECT, INSERT ON auditlog.tenants TO auditlog_writer;
+-- What the service reads about its own tables: parts per table (/metrics) and
+-- the events table's partition key (searches read recent weeks first). Servers
+-- with select_from_system_db_requires_grant need these said.
+GRANT SELECT ON system.parts TO auditlog_writer;
+GRANT SELECT ON system.tables TO auditlog_writer;

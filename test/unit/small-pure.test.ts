@@ -14,6 +14,7 @@ import { Code } from "@connectrpc/connect";
 import pino from "pino";
 import { failureOf, toConnectError } from "../../src/errors.ts";
 import { grpcMessageEscaped } from "../../src/http/connect-handler.ts";
+import { withoutCredentials } from "../../src/log.ts";
 
 describe("parseDuration", () => {
   it.each([
@@ -223,5 +224,13 @@ describe("grpc-message escaped as the gRPC spec says", () => {
     expect(escaped).toBe("limit reached (60 events; limits per tenant: 100/s, unlimited/s); retry in 0.2 s %E2%80%94 50%25 %C3%BCber%0A");
     expect(decodeURI(escaped)).toBe(message);
     expect(decodeURIComponent(escaped)).toBe(message);
+  });
+});
+
+describe("the store URL as the start-up log shows it", () => {
+  it("leaves out user and password", () => {
+    expect(withoutCredentials("http://writer:s3cret@clickhouse:8123/")).toBe("http://clickhouse:8123/");
+    expect(withoutCredentials("https://clickhouse.internal:8443")).toBe("https://clickhouse.internal:8443/");
+    expect(withoutCredentials("not a url")).toBe("(not a URL)");
   });
 });
