@@ -300,12 +300,14 @@ FROM events GROUP BY tenant_id, type`,
  * A rollup added to an existing store is back-filled from the events stored
  * before its view existed (up to the view's creation, by received_at).
  */
-async function createRollups(client: ClickHouseClient, config: StoreConfig): Promise<void> {
+async function createRollups(client: ClickHouseClient, config: StoreConfig, steps: SchemaSteps): Promise<void> {
   for (const rollup of ROLLUPS) {
-    const exists = await client.query({ query: `EXISTS TABLE ${rollup.table}`, format: "JSONEachRow" });
-    const [{ result }] = await exists.json<{ result: number }>();
+    const step = ROLLUP_STEP(rollup.table);
+    if ((await tableExists(client, rollup.table)) && (await steps.done(step))) continue;
+    // Not filled to its end (or not there): made again from the start, its view with it.
+    await client.command({ query: `DROP VIEW IF EXISTS ${rollup.table}_mv` });
+    await client.command({ query: `DROP TABLE IF EXISTS ${rollup.table}` });
     await client.command({ query: rollup.create(config) });
-    if (result) continue;
     const cutoff = await client.query({ query: "SELECT toUnixTimestamp64Micro(now64(6)) AS us", format: "JSONEachRow" });
     const [{ us }] = await cutoff.json<{ us: string }>();
     await client.command({ query: `CREATE MATERIALIZED VIEW IF NOT EXISTS ${rollup.table}_mv TO ${rollup.table} AS ${rollup.select}` });
@@ -313,6 +315,7 @@ async function createRollups(client: ClickHouseClient, config: StoreConfig): Pro
       query: `INSERT INTO ${rollup.table} ${rollup.select.replace("FROM events", "FROM events WHERE received_at < fromUnixTimestamp64Micro({cutoff:Int64}, 'UTC')")}`,
       query_params: { cutoff: us },
     });
+    await steps.markDone(step);
   }
 }
 
@@ -333,13 +336,61 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
     `ALTER TABLE event_ids MODIFY TTL received_at + INTERVAL ${config.dedupWindowDays} DAY`,
   ];
   for (const query of statements) await client.command({ query });
+  const steps = await schemaSteps(client, config);
   await addTextIndexes(client);
   await leaveServerMadeIdsOutOfEventIds(client, config);
   await replaceHourlyRollupWithoutReceipt(client);
-  await createRollups(client, config);
+  await createRollups(client, config, steps);
   await client.command({ query: `ALTER TABLE events_hourly MODIFY TTL ${HOURLY_TTL}` });
-  await addCatalogMarker(client);
+  await addCatalogMarker(client, steps);
   await checkStoragePolicy(client, config);
+}
+
+/** Migrations of several statements, each marked done once its last statement has run. */
+interface SchemaSteps {
+  done(step: string): Promise<boolean>;
+  markDone(step: string): Promise<void>;
+}
+
+const ROLLUP_STEP = (table: string) => `rollup ${table} filled`;
+const CATALOG_MARKER_STEP = "event_types marker filled";
+
+/**
+ * A migration of several statements cut by a kill (a rollout, `docker stop`
+ * during a long back-fill) must not pass for done because its first statement
+ * left a table or column behind: each is marked done in `schema_steps` after
+ * its last statement, and one without its mark is made again. A store from
+ * before the marks gets them for what it already has (its migrations ran to
+ * their end under the code that made them, or would have been seen as done).
+ */
+async function schemaSteps(client: ClickHouseClient, config: StoreConfig): Promise<SchemaSteps> {
+  const existed = await tableExists(client, "schema_steps");
+  await client.command({
+    query: `CREATE TABLE IF NOT EXISTS schema_steps (step String, done_at DateTime64(6, 'UTC') DEFAULT now64(6)) ENGINE = MergeTree ORDER BY step
+SETTINGS fsync_after_insert = ${config.fsync ? 1 : 0}${policy(config)}`,
+  });
+  const steps: SchemaSteps = {
+    async done(step) {
+      const result = await client.query({ query: "SELECT count() AS n FROM schema_steps WHERE step = {step:String}", query_params: { step }, format: "JSONEachRow" });
+      const [{ n }] = await result.json<{ n: string | number }>();
+      return Number(n) > 0;
+    },
+    async markDone(step) {
+      await client.command({ query: "INSERT INTO schema_steps (step) VALUES ({step:String})", query_params: { step } });
+    },
+  };
+  if (!existed) {
+    if ((await columnsOf(client, "events_hourly")).has("received_week")) await steps.markDone(ROLLUP_STEP("events_hourly"));
+    if (await tableExists(client, "event_types")) await steps.markDone(ROLLUP_STEP("event_types"));
+    if ((await columnsOf(client, "event_types")).has("last_received_at")) await steps.markDone(CATALOG_MARKER_STEP);
+  }
+  return steps;
+}
+
+async function tableExists(client: ClickHouseClient, table: string): Promise<boolean> {
+  const result = await client.query({ query: `EXISTS TABLE ${table}`, format: "JSONEachRow" });
+  const [{ result: exists }] = await result.json<{ result: number }>();
+  return exists === 1;
 }
 
 /** The columns a table of ours has now (none: it does not exist yet); for upgrades of older stores. */
@@ -370,10 +421,11 @@ async function replaceHourlyRollupWithoutReceipt(client: ClickHouseClient): Prom
  * fill it, and every row it has gets a marker of now: what it counted so far
  * is taken as complete (a zero-count row changes no sum, minimum or maximum).
  */
-async function addCatalogMarker(client: ClickHouseClient): Promise<void> {
-  if ((await columnsOf(client, "event_types")).has("last_received_at")) return;
+async function addCatalogMarker(client: ClickHouseClient, steps: SchemaSteps): Promise<void> {
+  if (await steps.done(CATALOG_MARKER_STEP)) return;
   const catalog = ROLLUPS.find((r) => r.table === "event_types")!;
-  await client.command({ query: `ALTER TABLE event_types ADD COLUMN ${CATALOG_MARKER}` });
+  // Each statement below may run again after a kill: zero-count rows change no count.
+  await client.command({ query: `ALTER TABLE event_types ADD COLUMN IF NOT EXISTS ${CATALOG_MARKER}` });
   await client.command({ query: "DROP VIEW IF EXISTS event_types_mv" });
   await client.command({ query: `CREATE MATERIALIZED VIEW event_types_mv TO event_types AS ${catalog.select}` });
   await client.command({
@@ -381,6 +433,7 @@ async function addCatalogMarker(client: ClickHouseClient): Promise<void> {
       SELECT tenant_id, type, 0, toDateTime64('2299-12-31 23:59:59', 6, 'UTC'), toDateTime64(0, 6, 'UTC'), [], now64(6)
       FROM event_types GROUP BY tenant_id, type`,
   });
+  await steps.markDone(CATALOG_MARKER_STEP);
 }
 
 /**

@@ -183,6 +183,28 @@ describe("rollups added to an existing store", () => {
   });
 });
 
+describe("a schema migration cut short", () => {
+  it("(a rollup made, its view and back-fill not: a kill during an upgrade) is made again on the next start", async () => {
+    const req = { filter: OURS, groupBy: [D.TYPE, D.TIME], bucket: TimeBucket.DAY, limit: 10_000 };
+    const catalog = async () => (await clients.query.listEventTypes({}, bearer(auditor))).types.filter((t) => !t.type.startsWith("auditlog.")).map((t) => [t.type, t.count]);
+    const before = await stats(req);
+    const typesBefore = await catalog();
+    await server.stop();
+    const session = new Session(join(dataDir, "chdb"));
+    try {
+      // What a kill between CREATE TABLE and the end of the back-fill leaves: the table, nothing else, no mark.
+      for (const q of ["DROP VIEW events_hourly_mv", "TRUNCATE TABLE events_hourly", "TRUNCATE TABLE schema_steps"]) session.query(q);
+    } finally {
+      session.close();
+    }
+    await start();
+    const after = await stats(req);
+    expect(after.fromRollup).toBe(true);
+    expect(after).toEqual(before);
+    expect(await catalog()).toEqual(typesBefore);
+  });
+});
+
 describe("an hourly rollup of the first release (no week of receipt, no retention)", () => {
   it("is made again from the events on start, with the same counts", async () => {
     const req = { filter: OURS, groupBy: [D.TYPE, D.TIME], bucket: TimeBucket.DAY, limit: 10_000 };
@@ -226,8 +248,9 @@ describe("a catalog made before its commit-time marker", () => {
     await server.stop();
     const session = new Session(join(dataDir, "chdb"));
     try {
-      // The catalog and its view as the release before the marker made them.
+      // The catalog and its view as the release before the marker made them (and before schema steps were marked).
       for (const q of [
+        "DROP TABLE schema_steps",
         "DROP VIEW event_types_mv",
         "ALTER TABLE event_types DROP COLUMN last_received_at",
         `CREATE MATERIALIZED VIEW event_types_mv TO event_types AS SELECT tenant_id, type, count() AS events, min(time) AS first_seen,
