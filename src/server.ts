@@ -34,6 +34,7 @@ import type { TenantRegistry } from "./tenants/registry.ts";
 import { tenantService } from "./tenants/service.ts";
 import { integrityService } from "./integrity/service.ts";
 import { readTableParts } from "./store/parts.ts";
+import { repairDerivedTables } from "./store/repair.ts";
 import { metricsInterceptor, scrapeAllowed, type Metrics } from "./metrics.ts";
 import type { WindowOutcome } from "./query/recent-windows.ts";
 import type { CheckpointSigner } from "./integrity/signing-key.ts";
@@ -145,6 +146,8 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       deps.metrics.commitSeconds.observe(seconds);
       deps.metrics.commitEvents.observe(events);
     },
+    // The rollups too on the embedded store only, as at start (src/store/repair.ts says why).
+    repairAfterFailedInsert: () => repairDerivedTables(writer, log, config.store.kind === "chdb"),
   });
   const batcher = new Batcher<PendingEvent>(
     {

@@ -90,8 +90,17 @@ export function createCommitter(deps: {
   chainer?: Chainer;
   /** Told of every batch once it is committed or has failed (metrics). */
   onBatch?: (batch: { events: number; seconds: number; failed: boolean }) => void;
+  /**
+   * Adds to the tables the views fill what the newest INSERT left out
+   * (src/store/repair.ts). A failed INSERT may have committed its events'
+   * part and not its views' (one view failing ends the INSERT after the
+   * views before it have written): until this has run, a retry of those
+   * events would not be found in `event_ids` and would be stored twice.
+   */
+  repairAfterFailedInsert?: () => Promise<void>;
 }): Committer {
   let lastStampUs = nowMicros();
+  let repairPending = false;
   let inFlightStampUs: number | undefined;
   // Every later stamp exceeds any settled time handed out, even within one clock tick.
   let settledGivenUs = 0;
@@ -122,6 +131,10 @@ export function createCommitter(deps: {
     const startedAt = performance.now();
     let failed = true;
     try {
+      if (repairPending && deps.repairAfterFailedInsert) {
+        await deps.repairAfterFailedInsert();
+        repairPending = false;
+      }
       const existing = await findStoredIds(deps.client, lookups, { nowMs: Date.now(), dedupWindowDays: deps.dedupWindowDays });
       const lookedUpAt = performance.now();
       const inserted = batch.filter((event, i) => {
@@ -140,6 +153,7 @@ export function createCommitter(deps: {
           await insertEventRows(deps.insertRows, body);
         } catch (err) {
           deps.chainer?.forget();
+          repairPending = true;
           throw err;
         }
         advanceChains();

@@ -351,3 +351,33 @@ describe("when storage is unreachable", () => {
     removeDataDir(server.dataDir);
   });
 });
+
+describe("an INSERT that fails after its events part is committed (a view failing)", () => {
+  it("is repaired before the next batch, so a retry of its events is a duplicate, not a second copy", async () => {
+    const ownDir = tempDataDir();
+    await (await startServer({ dataDir: ownDir })).stop();
+    // A view made before event_ids_mv fails on one message: ClickHouse has
+    // committed the events' part and stops before the views after it.
+    const [ids] = readStoreSql<{ as_select: string }>(ownDir, "SELECT as_select FROM system.tables WHERE name = 'event_ids_mv'");
+    runStoreSql(ownDir, [
+      "DROP VIEW event_ids_mv",
+      "CREATE TABLE failing_sink (x UInt8) ENGINE = MergeTree ORDER BY x",
+      "CREATE MATERIALIZED VIEW failing_mv TO failing_sink AS SELECT throwIf(message = 'fail this insert', 'the view failed') AS x FROM events",
+      `CREATE MATERIALIZED VIEW event_ids_mv TO event_ids AS ${ids.as_select}`,
+    ]);
+    const server = await startServer({ dataDir: ownDir });
+    try {
+      const writer = bearer(await server.token("acme", ["writer"]));
+      const { ingest } = connectClients(server.baseUrl, "connect-binary");
+      const event = (message: string) => sampleEvent(1, { id: "retried-1", message, attributes: { run: "view-failed" } });
+      await expect(ingest.append({ events: [event("fail this insert")] }, writer)).rejects.toMatchObject({ code: 14 });
+      // The client retries the same id (here with a message the view lets through).
+      expect(await ingest.append({ events: [event("the retry")] }, writer)).toMatchObject({ acceptedCount: 1n, duplicateCount: 1n });
+      expect(await countByAttribute(server, "run", "view-failed")).toEqual(["retried-1"]);
+      expect(server.logs.filter((l) => l.msg === "restored rows a crash kept from a materialized view").map((l) => l.table)).toContain("event_ids");
+    } finally {
+      expect(await server.stop()).toBe(0);
+      removeDataDir(ownDir);
+    }
+  });
+});
