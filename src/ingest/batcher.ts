@@ -1,4 +1,4 @@
-import { unavailable } from "../errors.ts";
+import { resourceExhausted, unavailable } from "../errors.ts";
 
 export interface BatcherOptions {
   /** Flush as soon as this many items wait; a batch holds about this many. */
@@ -13,7 +13,16 @@ export interface BatcherOptions {
   maxDelayMs: number;
   /** Bytes admitted but not yet committed; `submit` waits beyond this. */
   maxOutstandingBytes: number;
+  /**
+   * Bytes of callers waiting for room (their events are already decoded and
+   * encoded while they wait); beyond this a submit is refused with
+   * RESOURCE_EXHAUSTED instead of waiting. Default: maxOutstandingBytes.
+   */
+  maxWaitingBytes?: number;
 }
+
+/** How soon a caller refused for a full waiting room is told to try again. */
+const WAITING_ROOM_RETRY_MS = 1000;
 
 /**
  * Commits one batch (a single insert) and reports, per item, whether it was
@@ -73,6 +82,7 @@ export class Batcher<T> {
   #queuedBytes = 0;
   #outstandingBytes = 0;
   #waiters: { bytes: number; admit: () => void }[] = [];
+  #waitingBytes = 0;
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** When the pending timer fires. */
@@ -139,6 +149,7 @@ export class Batcher<T> {
     this.#closed = true;
     this.#clearTimer();
     for (const waiter of this.#waiters.splice(0)) {
+      this.#waitingBytes -= waiter.bytes;
       this.#outstandingBytes += waiter.bytes; // released again by submit(), which sees #closed
       waiter.admit();
     }
@@ -152,12 +163,27 @@ export class Batcher<T> {
     return this.#outstandingBytes === 0 || this.#outstandingBytes + bytes <= this.options.maxOutstandingBytes;
   }
 
-  /** Resolves once `bytes` of room are reserved for the caller. */
+  /**
+   * Resolves once `bytes` of room are reserved for the caller. Waiting is
+   * bounded too: many concurrent callers would otherwise each hold their
+   * prepared events outside the queue's bound (the first waiter always waits,
+   * however large).
+   */
   #reserve(bytes: number): Promise<void> {
     if (this.#waiters.length === 0 && this.#fits(bytes)) {
       this.#outstandingBytes += bytes;
       return Promise.resolve();
     }
+    const maxWaiting = this.options.maxWaitingBytes ?? this.options.maxOutstandingBytes;
+    if (this.#waiters.length > 0 && this.#waitingBytes + bytes > maxWaiting) {
+      return Promise.reject(
+        resourceExhausted(
+          `the server's ingest queue is full and ${this.#waiters.length} requests already wait for room; nothing of this one is stored, retry in ${WAITING_ROOM_RETRY_MS / 1000} s`,
+          WAITING_ROOM_RETRY_MS,
+        ),
+      );
+    }
+    this.#waitingBytes += bytes;
     return new Promise((admit) => this.#waiters.push({ bytes, admit }));
   }
 
@@ -166,6 +192,7 @@ export class Batcher<T> {
     // FIFO: a large request at the head is not starved by small ones behind it.
     while (this.#waiters.length > 0 && this.#fits(this.#waiters[0].bytes)) {
       const waiter = this.#waiters.shift()!;
+      this.#waitingBytes -= waiter.bytes;
       this.#outstandingBytes += waiter.bytes;
       waiter.admit();
     }

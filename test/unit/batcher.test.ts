@@ -371,6 +371,27 @@ describe("Batcher: backpressure", () => {
     expect(batcher.outstandingBytes).toBe(3);
   });
 
+  it("bounds the waiting room too: past maxWaitingBytes a submit is refused at once, RESOURCE_EXHAUSTED with a retry-after", async () => {
+    const store = new Store("manual");
+    const batcher = new Batcher(options({ maxBatch: 4, maxOutstandingBytes: 4, maxWaitingBytes: 4 }), store.commit, ONE);
+    await submitted(batcher, items("a", 4));
+    // The first waiter always waits, however large: it is what the room is for.
+    const first = track(batcher.submit(items("b", 3)));
+    const second = track(batcher.submit(items("c", 1)));
+    const refused = track(batcher.submit(items("d", 1)));
+    await settle();
+    expect([first.status, second.status]).toEqual(["pending", "pending"]);
+    expect(refused.status).toBe("rejected");
+    expect(refused.error).toBeInstanceOf(AuditlogError);
+    expect(refused.error).toMatchObject({ kind: "resource_exhausted", retryAfterMs: 1000, message: expect.stringMatching(/2 requests already wait for room; nothing of this one is stored/) });
+    await store.succeed();
+    expect([first.status, second.status]).toEqual(["fulfilled", "fulfilled"]);
+    // With the room empty again, a submit waits instead of being refused.
+    const later = track(batcher.submit(items("e", 1)));
+    await settle();
+    expect(later.status).toBe("pending");
+  });
+
   it("releases room when a commit fails", async () => {
     const store = new Store("manual");
     const batcher = new Batcher(options({ maxBatch: 2, maxOutstandingBytes: 2 }), store.commit, ONE);
