@@ -65,17 +65,7 @@ export function createTenantRegistry(deps: {
     if (tenants.has(id)) throw alreadyExists(`tenant "${id}" already exists; change it with UpdateTenant`);
     const pending = creating.get(id);
     if (pending) throw alreadyExists(`tenant "${id}" is being created`);
-    const now = nowMicros();
-    const record: TenantRecord = {
-      id,
-      displayName: changes.displayName ?? "",
-      retentionDays: changes.retentionDays ?? 0,
-      rateLimits: changes.rateLimits ?? { ...NO_RATE_LIMITS },
-      redaction: changes.redaction ?? { keys: [] },
-      createTimeUs: now,
-      updateTimeUs: now,
-    };
-    const insert = store(record).finally(() => creating.delete(id));
+    const insert = store(newTenant(id, changes)).finally(() => creating.delete(id));
     creating.set(id, insert);
     return insert;
   }
@@ -98,9 +88,18 @@ export function createTenantRegistry(deps: {
       const pending = creating.get(id);
       if (pending) return pending.catch(() => undefined);
       if (!deps.autoCreate || !TENANT_ID_PATTERN.test(id)) return undefined;
-      const record = await create(id, {});
-      deps.log.info({ tenant: id }, "created a tenant on first use (AUDITLOG_AUTO_CREATE_TENANTS)");
-      return record;
+      // Another instance may have made it since the last refresh: the defaults
+      // written now would be the newest version and replace its settings.
+      const made = (async () => {
+        await refresh();
+        const found = tenants.get(id);
+        if (found) return found;
+        const record = await store(newTenant(id, {}));
+        deps.log.info({ tenant: id }, "created a tenant on first use (AUDITLOG_AUTO_CREATE_TENANTS)");
+        return record;
+      })().finally(() => creating.delete(id));
+      creating.set(id, made);
+      return made;
     },
     list: () => [...tenants.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
     create,
@@ -114,5 +113,18 @@ export function createTenantRegistry(deps: {
       if (!tenants.has(id)) await create(id, { displayName });
     },
     close: () => clearInterval(timer),
+  };
+}
+
+function newTenant(id: string, changes: TenantChanges): TenantRecord {
+  const now = nowMicros();
+  return {
+    id,
+    displayName: changes.displayName ?? "",
+    retentionDays: changes.retentionDays ?? 0,
+    rateLimits: changes.rateLimits ?? { ...NO_RATE_LIMITS },
+    redaction: changes.redaction ?? { keys: [] },
+    createTimeUs: now,
+    updateTimeUs: now,
   };
 }
