@@ -12,7 +12,7 @@ import { inScope, type TenantScope } from "../auth/tenant-scope.ts";
 import { invalidArgument } from "../errors.ts";
 import { fromSelectedRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
 import { timestampFromMicros } from "../time.ts";
-import { filterConditions } from "./filter-sql.ts";
+import { checkedValue, filterConditions } from "./filter-sql.ts";
 
 const TIMELINE_MAX = 1000;
 
@@ -44,8 +44,8 @@ export async function listEventTypes(client: ClickHouseClient, scope: TenantScop
 export async function getTimeline(client: ClickHouseClient, scope: TenantScope, req: GetTimelineRequest): Promise<GetTimelineResponse> {
   if (Boolean(req.requestId) === Boolean(req.sessionId)) throw invalidArgument("give exactly one of request_id and session_id");
   const where = filterConditions(scope, undefined);
-  if (req.requestId) where.add(`request_id = ${where.param("String", req.requestId)}`);
-  else where.add(`actor_session_id = ${where.param("String", req.sessionId)}`);
+  if (req.requestId) where.add(`request_id = ${where.param("String", checkedValue("request_id", req.requestId))}`);
+  else where.add(`actor_session_id = ${where.param("String", checkedValue("session_id", req.sessionId))}`);
   const { sql, params } = where.build();
   const result = await client.query({
     query: `SELECT ${SELECT_COLUMNS} FROM events WHERE ${sql} ORDER BY time, id LIMIT ${TIMELINE_MAX + 1}`,

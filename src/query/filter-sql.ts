@@ -51,6 +51,12 @@ export class Conditions {
   }
 }
 
+/** A single value a read looks up (an event id, a request or session id), held to the filters' limit. */
+export function checkedValue(name: string, value: string): string {
+  if (Buffer.byteLength(value) > MAX_VALUE_BYTES) throw invalidArgument(`${name} is longer than ${MAX_VALUE_BYTES} bytes; no stored value is`);
+  return value;
+}
+
 function checkValues(field: string, values: string[]): string[] {
   if (values.length > MAX_VALUES) throw invalidArgument(`filter.${field} has ${values.length} values; the limit is ${MAX_VALUES}`);
   for (const v of values) {

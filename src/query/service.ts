@@ -26,7 +26,7 @@ import { startPosition } from "../tail/position.ts";
 import { auditedExport } from "./audited-export.ts";
 import type { ExportDeps } from "./export.ts";
 import type { ExportFormatName } from "./export-sql.ts";
-import { filterConditions } from "./filter-sql.ts";
+import { checkedValue, filterConditions } from "./filter-sql.ts";
 import { cachedStoreSpan, createRecentWindows, type WindowOutcome } from "./recent-windows.ts";
 import { encodedStatsResponse, getStats, statsResponse } from "./stats.ts";
 import { getTimeline, listEventTypes } from "./catalog.ts";
@@ -210,7 +210,7 @@ function otherQueries(deps: QueryDeps): Omit<ServiceImpl<typeof QueryService>, "
       const scope = readScope(principal, req.tenantId);
       note.scope = scope;
       const where = filterConditions(scope, undefined);
-      where.add(`id = ${where.param("String", req.id)}`);
+      where.add(`id = ${where.param("String", checkedValue("id", req.id))}`);
       const { sql, params } = where.build();
       const result = await deps.client.query({
         query: `SELECT ${SELECT_COLUMNS} FROM events WHERE ${sql} LIMIT 1`,

@@ -190,6 +190,11 @@ describe("malformed requests are refused whole with INVALID_ARGUMENT", () => {
     expect([big.status, big.json.events ?? []]).toEqual([200, []]);
     const missing = await postJson(server.baseUrl, "auditlog.v1.QueryService/GetEvent", {}, auditor);
     expect(missing.json).toEqual({ code: "invalid_argument", message: "id is required" });
+    // Longer than any stored id: refused before it reaches the store (a server takes parameters in the URL).
+    const long = await postJson(server.baseUrl, "auditlog.v1.QueryService/GetEvent", { id: "x".repeat(300) }, auditor);
+    expect(long.json).toEqual({ code: "invalid_argument", message: "id is longer than 256 bytes; no stored value is" });
+    const timeline = await postJson(server.baseUrl, "auditlog.v1.QueryService/GetTimeline", { requestId: "r".repeat(100_000) }, auditor);
+    expect(timeline.json).toEqual({ code: "invalid_argument", message: "request_id is longer than 256 bytes; no stored value is" });
   });
 
   it("refuses a binary filter whose time JSON cannot express (negative nanos), with or without a page token", async () => {
