@@ -9,6 +9,11 @@ export interface Principal {
   /** Empty only for an admin token that names no tenant. */
   tenant: string;
   roles: ReadonlySet<Role>;
+  /**
+   * When its token stops being accepted (`exp` plus the clock tolerance), if
+   * it says: a call that outlives it (a live tail) ends then.
+   */
+  validUntilMs?: number;
 }
 
 /** Carries the caller from the auth interceptor to the service methods. */

@@ -157,5 +157,5 @@ function principalFrom(payload: JWTPayload, config: AuthConfig): Principal {
   if (tenant === "" && !roles.has("admin")) {
     throw unauthenticated(`the token has no "${config.tenantClaim}" claim; only admin tokens may omit it`);
   }
-  return { subject: payload.sub ?? "", tenant, roles };
+  return { subject: payload.sub ?? "", tenant, roles, validUntilMs: ((payload.exp ?? Infinity) + config.clockToleranceSec) * 1000 };
 }

@@ -37,7 +37,7 @@ export async function* auditedTail(deps: TailDeps & { recordRead: RecordRead }, 
   await deps.recordRead({ ...base, scope, details: { phase: "opened", ...replay } });
   let failure: { code: string; message: string } | undefined;
   try {
-    yield* tailEvents(deps, { scope, filter: req.filter, after: req.after, signal: req.signal }, counter);
+    yield* tailEvents(deps, { scope, filter: req.filter, after: req.after, signal: req.signal, validUntilMs: req.principal.validUntilMs }, counter);
   } catch (err) {
     if (!req.signal.aborted) failure = failureOf(err);
     throw err;

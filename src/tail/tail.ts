@@ -6,7 +6,7 @@ import { inScope, type TenantScope } from "../auth/tenant-scope.ts";
 import { matchFilter } from "../query/filter-match.ts";
 import { filterConditions } from "../query/filter-sql.ts";
 import { fromRecord, fromSelectedRow, SELECT_COLUMNS, type SelectedRow } from "../store/event-row.ts";
-import { unavailable } from "../errors.ts";
+import { unauthenticated, unavailable } from "../errors.ts";
 import { nowMicros } from "../time.ts";
 import { TailClosed, type TailHub } from "./hub.ts";
 import { comparePositions, encodeCursor, type TailPosition } from "./position.ts";
@@ -25,7 +25,12 @@ export interface TailRequest {
   /** Replay from here (exclusive); undefined: start now. */
   after: TailPosition | undefined;
   signal: AbortSignal;
+  /** When the caller's token stops being accepted: the tail ends then (UNAUTHENTICATED, with the cursor to resume from). */
+  validUntilMs?: number;
 }
+
+/** The longest setTimeout (about 24.8 days); a later expiry is checked at each delivery instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Events per message, during replay and live. */
 const MESSAGE_EVENTS = 500;
@@ -49,12 +54,25 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
   const nowUs = nowMicros();
   const matches = matchFilter(req.scope, req.filter, nowUs);
   let position = req.after;
+  const validUntilMs = req.validUntilMs ?? Infinity;
+  /** A tail may run for days: it never runs past its token, which would keep reading after an expiry, a key's removal or a role's change. */
+  const expired = () =>
+    unauthenticated(
+      `the token has expired; open the tail again with a new token${position ? ` and cursor "${encodeCursor(position)}" to miss nothing` : ""}`,
+    );
+  const checkValid = () => {
+    if (Date.now() >= validUntilMs) throw expired();
+  };
+  const untilExpiry = validUntilMs - Date.now();
+  const expiry = untilExpiry < MAX_TIMER_MS ? AbortSignal.timeout(Math.max(0, untilExpiry)) : undefined;
+  const waitSignal = expiry ? AbortSignal.any([req.signal, expiry]) : req.signal;
 
   async function* replay(): AsyncGenerator<TailEventsResponse> {
     for (;;) {
       const rows = await replayPage(deps.client, req, position!, nowUs);
       for (let i = 0; i < rows.length; i += MESSAGE_EVENTS) {
         const page = rows.slice(i, i + MESSAGE_EVENTS);
+        checkValid();
         const last = page[page.length - 1];
         position = { receivedAtUs: Number(last.received_at_us), tenantId: last.tenant_id, id: last.id };
         counter.delivered += page.length;
@@ -72,10 +90,12 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
     yield create(TailEventsResponseSchema, { cursor: encodeCursor(position), live: true });
 
     for (;;) {
-      const delivery = await subscription.next(MESSAGE_EVENTS, req.signal).catch((err) => {
+      const delivery = await subscription.next(MESSAGE_EVENTS, waitSignal).catch((err) => {
+        if (expiry?.aborted && !req.signal.aborted) throw expired();
         if (!(err instanceof TailClosed)) throw err;
         throw unavailable(`${err.message}; resume on another instance or later with cursor "${encodeCursor(position!)}"`);
       });
+      checkValid();
       if ("skipped" in delivery) {
         const cursor = encodeCursor(position);
         yield create(TailEventsResponseSchema, {

@@ -254,6 +254,29 @@ describe("audited tails", () => {
 });
 
 describe("shutdown", () => {
+  it("ends a tail when its token stops being accepted, UNAUTHENTICATED with the cursor to resume from, over gRPC and the WebSocket", async () => {
+    const t = await tokens("tail-expiry");
+    // Past its exp by 22 s: accepted for about 8 s more (30 s of clock tolerance), then no longer.
+    const expiring = await server.token("tail-expiry", ["auditor"], { ttlSeconds: -22 });
+    const tail = connectTail(clients, expiring, { filter: { sources: ["expiry"] } });
+    const socket = socketTail(server.baseUrl, expiring, "source=expiry");
+    await tail.collector.until((c) => c.live);
+    await socket.collector.until((c) => c.live);
+    await appendAll(clients, t.writer, events(0, 3, { source: "expiry" }));
+    await tail.collector.until((c) => c.events.length === 3);
+    // Time passing is the subject here: the token runs out while the tail waits for events.
+    await expect(tail.collector.until(() => false)).rejects.toThrow(/the token has expired; open the tail again with a new token and cursor "[^"]+" to miss nothing/);
+    expect(ConnectError.from(tail.collector.ended!.error).code).toBe(Code.Unauthenticated);
+    expect(await socket.closed).toEqual({ code: 1008, reason: "unauthenticated" });
+    // The cursor it names resumes with a new token, missing nothing.
+    const cursor = /cursor "([^"]+)"/.exec(String(tail.collector.ended!.error))![1];
+    await appendAll(clients, t.writer, events(3, 2, { source: "expiry" }));
+    const resumed = connectTail(clients, t.auditor, { filter: { sources: ["expiry"] }, cursor });
+    await resumed.collector.until((c) => c.events.length === 2);
+    expect(ids(resumed.collector)).toEqual(["expiry-3", "expiry-4"]);
+    resumed.close();
+  });
+
   it("SIGTERM ends open tails with UNAVAILABLE and the cursor to resume from", async () => {
     const t = await tokens("tail-stop");
     const tail = connectTail(clients, t.auditor, { filter: { sources: ["stop"] } });
