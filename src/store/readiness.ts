@@ -48,7 +48,9 @@ export function prepareStore(
       } catch (err) {
         // A store that does not match the configuration will not heal by waiting.
         if (err instanceof ConfigError) return reject(err);
-        log.warn({ err, retryInMs: delayMs }, "storage is not reachable yet; retrying");
+        // Not only "unreachable": a refused privilege or a failed statement retries too, and says so.
+        const reason = err instanceof Error ? err.message.split("\n", 1)[0] : String(err);
+        log.warn({ err, retryInMs: delayMs }, `the store could not be prepared yet (${reason}); retrying`);
         timer = setTimeout(() => void attempt(Math.min(delayMs * 2, 10_000)), delayMs);
       }
     };
