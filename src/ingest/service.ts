@@ -115,6 +115,9 @@ async function prepare(inputs: EventInput[], firstIndex: number, principal: Prin
 
 const countDuplicates = (stored: boolean[]) => stored.reduce((n, s) => (s ? n : n + 1), 0);
 
+/** Rejections an Ingest response lists (about 1.3 MB of them at most); IngestResponse.rejected_count counts them all. */
+export const MAX_LISTED_REJECTIONS = 10_000;
+
 /**
  * The IngestService implementation. The same one serves IngestServiceWire
  * (binary requests, events still encoded): `prepare` takes either form.
@@ -141,7 +144,9 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       const principal = callerPermitted(ctx, "IngestService.Ingest");
       // Running totals, not a promise per message: a stream may live for days.
       const inFlight = new Set<Promise<void>>();
+      // The first MAX_LISTED_REJECTIONS, so the response stays small (gRPC clients refuse messages over 4 MiB).
       const rejections: EventRejection[] = [];
+      let rejected = 0;
       let failure: unknown;
       let seen = 0;
       let accepted = 0;
@@ -161,14 +166,15 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
           await settled();
           if (failure) throw failure;
           if (err instanceof AuditlogError && seen > 0) {
-            const rejected = rejections.length > 0 ? `, ${rejections.length} rejected` : "";
-            throw new AuditlogError(err.kind, `${err.message} (the events before index ${seen} of this stream were accepted and stored: ${accepted}${rejected})`, err);
+            const rejectedText = rejected > 0 ? `, ${rejected} rejected` : "";
+            throw new AuditlogError(err.kind, `${err.message} (the events before index ${seen} of this stream were accepted and stored: ${accepted}${rejectedText})`, err);
           }
           throw err;
         }
         seen += req.events.length;
         accepted += prepared.pending.length;
-        rejections.push(...prepared.rejections);
+        rejected += prepared.rejections.length;
+        rejections.push(...prepared.rejections.slice(0, Math.max(0, MAX_LISTED_REJECTIONS - rejections.length)));
         // Awaiting admission (not commit) keeps many messages in flight while
         // bounding memory: when the queue is full, this stream is not read.
         const { committed } = await deps.batcher.submit(prepared.pending);
@@ -185,11 +191,12 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       }
       await settled();
       if (failure) throw failure;
-      deps.onEvents?.({ stored: accepted - duplicates, duplicate: duplicates, rejected: rejections.length });
+      deps.onEvents?.({ stored: accepted - duplicates, duplicate: duplicates, rejected });
       return create(IngestResponseSchema, {
         acceptedCount: BigInt(accepted),
         duplicateCount: BigInt(duplicates),
         rejections,
+        rejectedCount: BigInt(rejected),
       });
     },
   };

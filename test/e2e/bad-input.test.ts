@@ -266,6 +266,20 @@ describe("invalid events are rejected one by one; their neighbours are stored", 
     expect(await storedIds()).toEqual(expect.arrayContaining(["st-0", "st-1", "st-2"]));
   });
 
+  it("lists the first 10,000 rejections of a stream and counts them all, so a long stream's answer stays small", async () => {
+    const { ingest } = connectClients(server.baseUrl, "grpc");
+    async function* messages() {
+      // This server takes 100 events a message.
+      for (let m = 0; m < 120; m++) {
+        yield { events: Array.from({ length: 100 }, (_, i) => ({ ...valid(`many-bad-${m}-${i}`), type: "bad type" })) };
+      }
+      yield { events: [valid("many-bad-ok")] };
+    }
+    const res = await ingest.ingest(messages(), bearer(writer));
+    expect([res.acceptedCount, res.rejectedCount, res.rejections.length]).toEqual([1n, 12_000n, 10_000]);
+    expect(res.rejections[9_999]).toMatchObject({ index: 9_999n, field: "type" });
+  });
+
   it("rejects a malformed event of a binary request alone, saying why; its neighbours are stored (Connect and gRPC)", async () => {
     const encoded = (id: string) => toBinary(EventSchema, create(EventSchema, valid(id)));
     // Field 5 (type) holding bytes that are not UTF-8: valid framing, invalid event.

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file auditlog/v1/ingest.proto.
  */
 export const file_auditlog_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("ChhhdWRpdGxvZy92MS9pbmdlc3QucHJvdG8SC2F1ZGl0bG9nLnYxIjMKDUluZ2VzdFJlcXVlc3QSIgoGZXZlbnRzGAEgAygLMhIuYXVkaXRsb2cudjEuRXZlbnQicgoOSW5nZXN0UmVzcG9uc2USFgoOYWNjZXB0ZWRfY291bnQYASABKAMSFwoPZHVwbGljYXRlX2NvdW50GAIgASgDEi8KCnJlamVjdGlvbnMYAyADKAsyGy5hdWRpdGxvZy52MS5FdmVudFJlamVjdGlvbiIzCg1BcHBlbmRSZXF1ZXN0EiIKBmV2ZW50cxgBIAMoCzISLmF1ZGl0bG9nLnYxLkV2ZW50In8KDkFwcGVuZFJlc3BvbnNlEhYKDmFjY2VwdGVkX2NvdW50GAEgASgDEhcKD2R1cGxpY2F0ZV9jb3VudBgCIAEoAxIvCgpyZWplY3Rpb25zGAMgAygLMhsuYXVkaXRsb2cudjEuRXZlbnRSZWplY3Rpb24SCwoDaWRzGAQgAygJMpcBCg1Jbmdlc3RTZXJ2aWNlEkMKBkluZ2VzdBIaLmF1ZGl0bG9nLnYxLkluZ2VzdFJlcXVlc3QaGy5hdWRpdGxvZy52MS5Jbmdlc3RSZXNwb25zZSgBEkEKBkFwcGVuZBIaLmF1ZGl0bG9nLnYxLkFwcGVuZFJlcXVlc3QaGy5hdWRpdGxvZy52MS5BcHBlbmRSZXNwb25zZWIGcHJvdG8z", [file_auditlog_v1_event]);
+  fileDesc("ChhhdWRpdGxvZy92MS9pbmdlc3QucHJvdG8SC2F1ZGl0bG9nLnYxIjMKDUluZ2VzdFJlcXVlc3QSIgoGZXZlbnRzGAEgAygLMhIuYXVkaXRsb2cudjEuRXZlbnQiigEKDkluZ2VzdFJlc3BvbnNlEhYKDmFjY2VwdGVkX2NvdW50GAEgASgDEhcKD2R1cGxpY2F0ZV9jb3VudBgCIAEoAxIvCgpyZWplY3Rpb25zGAMgAygLMhsuYXVkaXRsb2cudjEuRXZlbnRSZWplY3Rpb24SFgoOcmVqZWN0ZWRfY291bnQYBCABKAMiMwoNQXBwZW5kUmVxdWVzdBIiCgZldmVudHMYASADKAsyEi5hdWRpdGxvZy52MS5FdmVudCJ/Cg5BcHBlbmRSZXNwb25zZRIWCg5hY2NlcHRlZF9jb3VudBgBIAEoAxIXCg9kdXBsaWNhdGVfY291bnQYAiABKAMSLwoKcmVqZWN0aW9ucxgDIAMoCzIbLmF1ZGl0bG9nLnYxLkV2ZW50UmVqZWN0aW9uEgsKA2lkcxgEIAMoCTKXAQoNSW5nZXN0U2VydmljZRJDCgZJbmdlc3QSGi5hdWRpdGxvZy52MS5Jbmdlc3RSZXF1ZXN0GhsuYXVkaXRsb2cudjEuSW5nZXN0UmVzcG9uc2UoARJBCgZBcHBlbmQSGi5hdWRpdGxvZy52MS5BcHBlbmRSZXF1ZXN0GhsuYXVkaXRsb2cudjEuQXBwZW5kUmVzcG9uc2ViBnByb3RvMw", [file_auditlog_v1_event]);
 
 /**
  * @generated from message auditlog.v1.IngestRequest
@@ -51,9 +51,19 @@ export type IngestResponse = Message<"auditlog.v1.IngestResponse"> & {
   duplicateCount: bigint;
 
   /**
+   * The rejected events of the stream, each with its index in the stream:
+   * the first 10,000 of them (a stream may run for days; see rejected_count).
+   *
    * @generated from field: repeated auditlog.v1.EventRejection rejections = 3;
    */
   rejections: EventRejection[];
+
+  /**
+   * Every rejected event of the stream, listed in `rejections` or not.
+   *
+   * @generated from field: int64 rejected_count = 4;
+   */
+  rejectedCount: bigint;
 };
 
 /**
