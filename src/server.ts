@@ -34,7 +34,7 @@ import type { TenantRegistry } from "./tenants/registry.ts";
 import { tenantService } from "./tenants/service.ts";
 import { integrityService } from "./integrity/service.ts";
 import { readTableParts } from "./store/parts.ts";
-import { repairDerivedTables } from "./store/repair.ts";
+import { repairFailedBatch } from "./store/repair.ts";
 import { metricsInterceptor, scrapeAllowed, type Metrics } from "./metrics.ts";
 import type { WindowOutcome } from "./query/recent-windows.ts";
 import type { CheckpointSigner } from "./integrity/signing-key.ts";
@@ -147,7 +147,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       deps.metrics.commitEvents.observe(events);
     },
     // The rollups too on the embedded store only, as at start (src/store/repair.ts says why).
-    repairAfterFailedInsert: () => repairDerivedTables(writer, log, config.store.kind === "chdb"),
+    repairAfterFailedInsert: (receivedAtUs) => repairFailedBatch(writer, log, receivedAtUs, config.store.kind === "chdb"),
   });
   const batcher = new Batcher<PendingEvent>(
     {

@@ -97,10 +97,11 @@ export function createCommitter(deps: {
    * views before it have written): until this has run, a retry of those
    * events would not be found in `event_ids` and would be stored twice.
    */
-  repairAfterFailedInsert?: () => Promise<void>;
+  repairAfterFailedInsert?: (receivedAtUs: number) => Promise<void>;
 }): Committer {
   let lastStampUs = nowMicros();
-  let repairPending = false;
+  /** The commit time of a failed INSERT not yet repaired, and how often its repair has failed. */
+  let unrepaired: { receivedAtUs: number; attempts: number } | undefined;
   let inFlightStampUs: number | undefined;
   // Every later stamp exceeds any settled time handed out, even within one clock tick.
   let settledGivenUs = 0;
@@ -131,9 +132,18 @@ export function createCommitter(deps: {
     const startedAt = performance.now();
     let failed = true;
     try {
-      if (repairPending && deps.repairAfterFailedInsert) {
-        await deps.repairAfterFailedInsert();
-        repairPending = false;
+      if (unrepaired && deps.repairAfterFailedInsert) {
+        const failedBatch = unrepaired;
+        try {
+          await deps.repairAfterFailedInsert(failedBatch.receivedAtUs);
+          unrepaired = undefined;
+        } catch (err) {
+          // Tried with three batches, then given up on: a repair that cannot run must not stop ingest for good.
+          if (++failedBatch.attempts >= 3) {
+            unrepaired = undefined;
+            deps.log.error({ err, receivedAtUs: failedBatch.receivedAtUs }, "could not repair after a failed insert; a retry of its events may be stored twice");
+          } else throw err;
+        }
       }
       const existing = await findStoredIds(deps.client, lookups, { nowMs: Date.now(), dedupWindowDays: deps.dedupWindowDays });
       const lookedUpAt = performance.now();
@@ -153,7 +163,7 @@ export function createCommitter(deps: {
           await insertEventRows(deps.insertRows, body);
         } catch (err) {
           deps.chainer?.forget();
-          repairPending = true;
+          unrepaired = { receivedAtUs, attempts: 0 };
           throw err;
         }
         advanceChains();

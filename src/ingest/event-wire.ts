@@ -144,6 +144,10 @@ function decodeError(err: unknown, fieldNo: number, fieldAt: number): Error {
 }
 
 function decodeWhole(bytes: Uint8Array): Event {
+  // protobuf-es would drop a "__proto__" map key anywhere in it (an attribute past this point too).
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(PROTO_KEY_ENTRY)) {
+    throw new Error('the key "__proto__" is not accepted in attributes, before, after or checkpoint; rename it');
+  }
   try {
     return fromBinary(EventSchema, bytes);
   } catch (err) {

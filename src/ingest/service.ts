@@ -155,29 +155,36 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       const settled = async () => {
         while (inFlight.size > 0) await Promise.all(inFlight);
       };
+      /**
+       * The stream ends at a message refused whole (its own error). What
+       * earlier messages queued is stored first: the error says it was, so
+       * it must be (retries of it are deduplicated).
+       */
+      const endedAt = async (err: unknown): Promise<never> => {
+        await settled();
+        if (failure) throw failure;
+        if (err instanceof AuditlogError && seen > 0) {
+          const rejectedText = rejected > 0 ? `, ${rejected} rejected` : "";
+          throw new AuditlogError(err.kind, `${err.message} (the events before index ${seen} of this stream were accepted and stored: ${accepted}${rejectedText})`, err);
+        }
+        throw err;
+      };
       for await (const req of requests) {
         if (failure) break;
         let prepared: Prepared;
+        let committed: Promise<boolean[]>;
         try {
           prepared = await prepare(req.events, seen, principal, deps);
+          // Awaiting admission (not commit) keeps many messages in flight while
+          // bounding memory: when the queue is full, this stream is not read.
+          ({ committed } = await deps.batcher.submit(prepared.pending));
         } catch (err) {
-          // The stream ends here. What earlier messages queued is stored first:
-          // the error says it was, so it must be (retries of it are deduplicated).
-          await settled();
-          if (failure) throw failure;
-          if (err instanceof AuditlogError && seen > 0) {
-            const rejectedText = rejected > 0 ? `, ${rejected} rejected` : "";
-            throw new AuditlogError(err.kind, `${err.message} (the events before index ${seen} of this stream were accepted and stored: ${accepted}${rejectedText})`, err);
-          }
-          throw err;
+          return endedAt(err);
         }
         seen += req.events.length;
         accepted += prepared.pending.length;
         rejected += prepared.rejections.length;
         rejections.push(...prepared.rejections.slice(0, Math.max(0, MAX_LISTED_REJECTIONS - rejections.length)));
-        // Awaiting admission (not commit) keeps many messages in flight while
-        // bounding memory: when the queue is full, this stream is not read.
-        const { committed } = await deps.batcher.submit(prepared.pending);
         if (deps.log.isLevelEnabled("debug")) {
           const weight = prepared.pending.reduce((n, p) => n + p.weight, 0);
           deps.log.debug({ rpc: "Ingest", admitted: prepared.pending.length, weight }, "events admitted");

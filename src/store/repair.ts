@@ -41,6 +41,33 @@ export async function repairDerivedTables(
         AND (tenant_id, chain_id, seq) NOT IN (SELECT tenant_id, chain_id, seq FROM checkpoints WHERE time >= (SELECT max(time) FROM checkpoints) - ${WINDOW})`,
   };
   if (rollups) Object.assign(statements, ROLLUP_REPAIRS);
+  await runRepairs(client, log, statements);
+}
+
+/**
+ * The same for one batch whose INSERT failed, by its commit time: its events'
+ * part may be committed without the parts of the views after the one that
+ * failed. Bounded to that stamp, so on a server shared with instances that
+ * inserted since it is still found, and it reads one partition, not the
+ * newest seconds of the table. (The rollups: on the embedded store only, as
+ * above; there this batch is the newest.)
+ */
+export async function repairFailedBatch(client: ClickHouseClient, log: Logger, receivedAtUs: number, rollups = false): Promise<void> {
+  const at = `fromUnixTimestamp64Micro(${Math.trunc(receivedAtUs)}, 'UTC')`;
+  const statements: Record<string, string> = {
+    event_ids: `INSERT INTO event_ids (tenant_id, id, received_at)
+      SELECT tenant_id, id, toDateTime(received_at) FROM events WHERE received_at = ${at} AND ${CLIENT_MADE_ID}
+        AND (tenant_id, id) NOT IN (SELECT tenant_id, id FROM event_ids WHERE received_at = toDateTime(${at}))`,
+    checkpoints: `INSERT INTO checkpoints (tenant_id, chain_id, seq, head_hash, time, signature, key_id)
+      SELECT tenant_id, chain_id, seq, hash, received_at, checkpoint_signature, checkpoint_key_id FROM events
+      WHERE received_at = ${at} AND checkpoint_signature != ''
+        AND (tenant_id, chain_id, seq) NOT IN (SELECT tenant_id, chain_id, seq FROM checkpoints WHERE time = ${at})`,
+  };
+  if (rollups) Object.assign(statements, ROLLUP_REPAIRS);
+  await runRepairs(client, log, statements);
+}
+
+async function runRepairs(client: ClickHouseClient, log: Logger, statements: Record<string, string>): Promise<void> {
   for (const [table, query] of Object.entries(statements)) {
     const before = await count(client, table);
     await client.command({ query });

@@ -88,8 +88,8 @@ SETTINGS ttl_only_drop_parts = 1, ${eventsSettings(config)}${policy(config)}`;
  * So the end is counted in `DateTime64` (to 2299) and held at 2106-01-01.
  */
 const EVENTS_TTL = "toDateTime(least(received_at + toIntervalDay(retention_days), toDateTime64('2106-01-01 00:00:00', 6, 'UTC')))";
-/** The hourly rollup's rows go a week after their events (a `Date` wraps in 2149: held a week after the events' end). */
-const HOURLY_TTL = "least(received_week + toIntervalDay(retention_days + 7), toDate('2106-01-08'))";
+/** The hourly rollup's rows go a week after their events (counted in `Date32`, as a `Date` wraps in 2149, and held a week after the events' end). */
+const HOURLY_TTL = "toDate(least(toDate32(received_week) + toIntervalDay(retention_days + 7), toDate32('2106-01-08')))";
 
 /**
  * The events table's settings that config may change between starts. A
@@ -303,7 +303,7 @@ FROM events GROUP BY tenant_id, type`,
 async function createRollups(client: ClickHouseClient, config: StoreConfig, steps: SchemaSteps): Promise<void> {
   for (const rollup of ROLLUPS) {
     const step = ROLLUP_STEP(rollup.table);
-    if ((await tableExists(client, rollup.table)) && (await steps.done(step))) continue;
+    if ((await tableExists(client, rollup.table)) && (!steps.redo || (await steps.done(step)))) continue;
     // Not filled to its end (or not there): made again from the start, its view with it.
     await client.command({ query: `DROP VIEW IF EXISTS ${rollup.table}_mv` });
     await client.command({ query: `DROP TABLE IF EXISTS ${rollup.table}` });
@@ -348,28 +348,37 @@ export async function migrate(client: ClickHouseClient, config: StoreConfig): Pr
 
 /** Migrations of several statements, each marked done once its last statement has run. */
 interface SchemaSteps {
+  /** Whether a step left unmarked is made again from its start (the embedded store only). */
+  redo: boolean;
   done(step: string): Promise<boolean>;
   markDone(step: string): Promise<void>;
 }
 
 const ROLLUP_STEP = (table: string) => `rollup ${table} filled`;
 const CATALOG_MARKER_STEP = "event_types marker filled";
+/** Written once the marks of a store from before them are in place. */
+const BASELINE_STEP = "marks of earlier migrations";
 
 /**
  * A migration of several statements cut by a kill (a rollout, `docker stop`
  * during a long back-fill) must not pass for done because its first statement
  * left a table or column behind: each is marked done in `schema_steps` after
- * its last statement, and one without its mark is made again. A store from
- * before the marks gets them for what it already has (its migrations ran to
- * their end under the code that made them, or would have been seen as done).
+ * its last statement, and on the embedded store one without its mark is made
+ * again (`redo`). A store from before the marks gets them for what it already
+ * has (its migrations ran to their end under the code that made them, or
+ * would have been seen as done), and then a baseline mark, so a kill before
+ * that only repeats the inference. On a ClickHouse server several instances
+ * may migrate at once (AUDITLOG_MIGRATE), and one must not drop what another
+ * is filling: there a step whose table exists is taken as done, as before
+ * (run `auditlog migrate` once, as docker-compose.yml does).
  */
 async function schemaSteps(client: ClickHouseClient, config: StoreConfig): Promise<SchemaSteps> {
-  const existed = await tableExists(client, "schema_steps");
   await client.command({
     query: `CREATE TABLE IF NOT EXISTS schema_steps (step String, done_at DateTime64(6, 'UTC') DEFAULT now64(6)) ENGINE = MergeTree ORDER BY step
 SETTINGS fsync_after_insert = ${config.fsync ? 1 : 0}${policy(config)}`,
   });
   const steps: SchemaSteps = {
+    redo: config.kind === "chdb",
     async done(step) {
       const result = await client.query({ query: "SELECT count() AS n FROM schema_steps WHERE step = {step:String}", query_params: { step }, format: "JSONEachRow" });
       const [{ n }] = await result.json<{ n: string | number }>();
@@ -379,10 +388,11 @@ SETTINGS fsync_after_insert = ${config.fsync ? 1 : 0}${policy(config)}`,
       await client.command({ query: "INSERT INTO schema_steps (step) VALUES ({step:String})", query_params: { step } });
     },
   };
-  if (!existed) {
+  if (!(await steps.done(BASELINE_STEP))) {
     if ((await columnsOf(client, "events_hourly")).has("received_week")) await steps.markDone(ROLLUP_STEP("events_hourly"));
     if (await tableExists(client, "event_types")) await steps.markDone(ROLLUP_STEP("event_types"));
     if ((await columnsOf(client, "event_types")).has("last_received_at")) await steps.markDone(CATALOG_MARKER_STEP);
+    await steps.markDone(BASELINE_STEP);
   }
   return steps;
 }
@@ -423,6 +433,7 @@ async function replaceHourlyRollupWithoutReceipt(client: ClickHouseClient): Prom
  */
 async function addCatalogMarker(client: ClickHouseClient, steps: SchemaSteps): Promise<void> {
   if (await steps.done(CATALOG_MARKER_STEP)) return;
+  if (!steps.redo && (await columnsOf(client, "event_types")).has("last_received_at")) return;
   const catalog = ROLLUPS.find((r) => r.table === "event_types")!;
   // Each statement below may run again after a kill: zero-count rows change no count.
   await client.command({ query: `ALTER TABLE event_types ADD COLUMN IF NOT EXISTS ${CATALOG_MARKER}` });

@@ -63,9 +63,6 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
   const checkValid = () => {
     if (Date.now() >= validUntilMs) throw expired();
   };
-  const untilExpiry = validUntilMs - Date.now();
-  const expiry = untilExpiry < MAX_TIMER_MS ? AbortSignal.timeout(Math.max(0, untilExpiry)) : undefined;
-  const waitSignal = expiry ? AbortSignal.any([req.signal, expiry]) : req.signal;
 
   async function* replay(): AsyncGenerator<TailEventsResponse> {
     for (;;) {
@@ -84,14 +81,29 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
 
   if (position) yield* replay();
   const subscription = deps.hub.subscribe(matches, deps.queueMaxBytes, req.scope.kind === "tenant" ? req.scope.tenant : undefined);
+  // Waiting for live events ends at the caller's abort or at the token's expiry, whichever comes first.
+  const waiting = new AbortController();
+  let tokenExpired = false;
+  const onAbort = () => waiting.abort(req.signal.reason);
+  req.signal.addEventListener("abort", onAbort, { once: true });
+  if (req.signal.aborted) onAbort();
+  const untilExpiry = Math.ceil(validUntilMs - Date.now());
+  const expiryTimer =
+    untilExpiry < MAX_TIMER_MS
+      ? setTimeout(() => {
+          tokenExpired = true;
+          waiting.abort(expired());
+        }, Math.max(0, untilExpiry))
+      : undefined;
+  expiryTimer?.unref();
   try {
     if (position) yield* replay();
     else position = { receivedAtUs: deps.settledUs() + 1, tenantId: "", id: "" };
     yield create(TailEventsResponseSchema, { cursor: encodeCursor(position), live: true });
 
     for (;;) {
-      const delivery = await subscription.next(MESSAGE_EVENTS, waitSignal).catch((err) => {
-        if (expiry?.aborted && !req.signal.aborted) throw expired();
+      const delivery = await subscription.next(MESSAGE_EVENTS, waiting.signal).catch((err) => {
+        if (tokenExpired && !req.signal.aborted) throw expired();
         if (!(err instanceof TailClosed)) throw err;
         throw unavailable(`${err.message}; resume on another instance or later with cursor "${encodeCursor(position!)}"`);
       });
@@ -118,6 +130,8 @@ export async function* tailEvents(deps: TailDeps, req: TailRequest, counter: { d
     }
   } finally {
     subscription.close(new Error("tail ended"));
+    clearTimeout(expiryTimer);
+    req.signal.removeEventListener("abort", onAbort);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
-import { alreadyExists, invalidArgument, notFound } from "../errors.ts";
+import { alreadyExists, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { nowMicros } from "../time.ts";
 import { NO_RATE_LIMITS, readTenants, writeTenant, type TenantRecord } from "./tenant-store.ts";
 
@@ -43,14 +43,17 @@ export function createTenantRegistry(deps: {
   // One insert per tenant, however many requests race to create it.
   const creating = new Map<string, Promise<TenantRecord>>();
 
-  const refresh = async () => {
+  /** False when the table could not be read (the tenants known are kept). */
+  const refresh = async (): Promise<boolean> => {
     try {
       const fresh = new Map((await readTenants(deps.reader)).map((t) => [t.id, t]));
       // Keep what this instance wrote meanwhile: the read may have started before it.
       for (const [id, t] of tenants) if ((fresh.get(id)?.updateTimeUs ?? -1) < t.updateTimeUs) fresh.set(id, t);
       tenants = fresh;
+      return true;
     } catch (err) {
       deps.log.warn({ err }, "could not refresh the tenants; keeping the ones known");
+      return false;
     }
   };
 
@@ -91,7 +94,7 @@ export function createTenantRegistry(deps: {
       // Another instance may have made it since the last refresh: the defaults
       // written now would be the newest version and replace its settings.
       const made = (async () => {
-        await refresh();
+        if (!(await refresh())) throw unavailable(`tenant "${id}" could not be looked up to create it; retry shortly`);
         const found = tenants.get(id);
         if (found) return found;
         const record = await store(newTenant(id, {}));

@@ -256,8 +256,8 @@ describe("audited tails", () => {
 describe("shutdown", () => {
   it("ends a tail when its token stops being accepted, UNAUTHENTICATED with the cursor to resume from, over gRPC and the WebSocket", async () => {
     const t = await tokens("tail-expiry");
-    // Past its exp by 22 s: accepted for about 8 s more (30 s of clock tolerance), then no longer.
-    const expiring = await server.token("tail-expiry", ["auditor"], { ttlSeconds: -22 });
+    // Past its exp by 15 s: accepted for about 15 s more (30 s of clock tolerance), then no longer.
+    const expiring = await server.token("tail-expiry", ["auditor"], { ttlSeconds: -15 });
     const tail = connectTail(clients, expiring, { filter: { sources: ["expiry"] } });
     const socket = socketTail(server.baseUrl, expiring, "source=expiry");
     await tail.collector.until((c) => c.live);
