@@ -89,7 +89,7 @@ export function createReadAuditor(deps: {
     deps.redact(result.record);
     const { committed } = await deps.batcher.submit([{ ...encodeOnArrival(result.record), clientId: false, bytes: result.bytes }], {
       maxDelayMs: deps.maxDelayMs,
-      alwaysWait: true,
+      pastTheBound: true,
     });
     committed.catch((err) => deps.log.error({ err, operation, tenant }, "the audit event of a read was not stored"));
   };

@@ -108,14 +108,15 @@ export class Batcher<T> {
    * (wrapped, so awaiting `submit` only waits for admission). `maxDelayMs`
    * lets items that nobody waits on (audit events of reads) wait longer than
    * the batcher's default; they go out earlier with any batch that flushes.
-   * `alwaysWait`: never refused for a full waiting room (audit events of
-   * reads: one small event each, and a read fails without it).
+   * `pastTheBound`: admitted at once, past `maxOutstandingBytes` and the
+   * waiting room (audit events of reads: one small event each, and a read
+   * fails without it or waits behind whole ingest requests).
    */
-  async submit(items: T[], options: { maxDelayMs?: number; alwaysWait?: boolean } = {}): Promise<{ committed: Promise<boolean[]> }> {
+  async submit(items: T[], options: { maxDelayMs?: number; pastTheBound?: boolean } = {}): Promise<{ committed: Promise<boolean[]> }> {
     if (this.#closed) throw shuttingDown();
     if (items.length === 0) return { committed: Promise.resolve([]) };
     const bytes = items.reduce((n, item) => n + this.weigh(item), 0);
-    await this.#reserve(bytes, options.alwaysWait ?? false);
+    await this.#reserve(bytes, options.pastTheBound ?? false);
     if (this.#closed) {
       this.#release(bytes);
       throw shuttingDown();
@@ -171,13 +172,13 @@ export class Batcher<T> {
    * prepared events outside the queue's bound (the first waiter always waits,
    * however large).
    */
-  #reserve(bytes: number, alwaysWait: boolean): Promise<void> {
-    if (this.#waiters.length === 0 && this.#fits(bytes)) {
+  #reserve(bytes: number, pastTheBound: boolean): Promise<void> {
+    if (pastTheBound || (this.#waiters.length === 0 && this.#fits(bytes))) {
       this.#outstandingBytes += bytes;
       return Promise.resolve();
     }
     const maxWaiting = this.options.maxWaitingBytes ?? this.options.maxOutstandingBytes;
-    if (!alwaysWait && this.#waiters.length > 0 && this.#waitingBytes + bytes > maxWaiting) {
+    if (this.#waiters.length > 0 && this.#waitingBytes + bytes > maxWaiting) {
       return Promise.reject(
         resourceExhausted(
           `the server's ingest queue is full and ${this.#waiters.length} requests already wait for room; nothing of this one is stored, retry in ${WAITING_ROOM_RETRY_MS / 1000} s`,

@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "pino";
-import { unavailable } from "../errors.ts";
+import { isTransientStorageError, unavailable } from "../errors.ts";
 import { dateTime64, insertRowTail, type EncodedRecord, type EventRecord } from "../store/event-row.ts";
 import { arrivalEncoding } from "./arrival-encoding.ts";
 import type { RowInserter } from "../store/client.ts";
@@ -138,8 +138,9 @@ export function createCommitter(deps: {
           await deps.repairAfterFailedInsert(failedBatch.receivedAtUs);
           unrepaired = undefined;
         } catch (err) {
-          // Tried with three batches, then given up on: a repair that cannot run must not stop ingest for good.
-          if (++failedBatch.attempts >= 3) {
+          // While the store is away the batches fail anyway: keep the stamp for when it is back. A repair
+          // refused by a store that answers is tried with three batches, then given up on, so it cannot stop ingest for good.
+          if (!isTransientStorageError(err) && ++failedBatch.attempts >= 3) {
             unrepaired = undefined;
             deps.log.error({ err, receivedAtUs: failedBatch.receivedAtUs }, "could not repair after a failed insert; a retry of its events may be stored twice");
           } else throw err;

@@ -88,8 +88,9 @@ export function createTenantRegistry(deps: {
     async resolve(id) {
       const known = tenants.get(id);
       if (known) return known;
+      // Its outcome, failure included: a caller told "unknown" for a failed lookup would drop its events for good.
       const pending = creating.get(id);
-      if (pending) return pending.catch(() => undefined);
+      if (pending) return pending;
       if (!deps.autoCreate || !TENANT_ID_PATTERN.test(id)) return undefined;
       // Another instance may have made it since the last refresh: the defaults
       // written now would be the newest version and replace its settings.
