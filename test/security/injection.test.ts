@@ -517,7 +517,8 @@ describe("very long inputs", () => {
     const tail = connectTail(connectClients(server.baseUrl, "grpc"), auditor, { filter: { query: "request:inj-long-read OR request:inj-sentinel" } });
     await tail.collector.until((c) => c.live);
     const longId = "L".repeat(5000);
-    expectConnectError(await callJson(server.baseUrl, RPC.get, { id: longId }, auditor, { "x-request-id": "inj-long-read" }), "not_found");
+    // Longer than any stored id: refused before the store (INVALID_ARGUMENT), and recorded.
+    expectConnectError(await callJson(server.baseUrl, RPC.get, { id: longId }, auditor, { "x-request-id": "inj-long-read" }), "invalid_argument");
     // 1,000 group_by dimensions: refused (a dimension twice), and recorded like any refused read.
     const stats = await callJson(server.baseUrl, RPC.stats, { groupBy: Array.from({ length: 1000 }, () => "STATS_DIMENSION_TYPE") }, auditor, { "x-request-id": "inj-long-read" });
     expectConnectError(stats, "invalid_argument");
